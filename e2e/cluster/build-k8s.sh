@@ -28,7 +28,7 @@ echo "deb-src $MIRROR bookworm main" > src.list
 A=(-o "Dir::Etc::SourceList=$WORK/src.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$WORK/lists")
 apt-get "${A[@]}" update -qq
 apt-get "${A[@]}" source --download-only kubernetes >/dev/null 2>&1
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-1.19-go rsync golang-github-modern-go-reflect2-dev >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq golang-1.19-go rsync golang-github-modern-go-reflect2-dev >/dev/null
 tar xzf kubernetes_*.orig.tar.gz
 cd "kubernetes-$VERSION"
 
