@@ -129,4 +129,5 @@ def _apply(body, spec, replicas_by_revision, revision, template, observed, kube:
     else:
         existing = kube.get_owned(version, "HorizontalPodAutoscaler", body)
         if existing is not None:
-            kube.delete(version, "HorizontalPodAutoscaler", namespace, body["metadata"]["name"], existing["metadata"]["uid"])
+            name, uid = body["metadata"]["name"], existing["metadata"]["uid"]
+            kube.delete(version, "HorizontalPodAutoscaler", namespace, name, uid)

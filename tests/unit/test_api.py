@@ -2,10 +2,9 @@
 catches at the API server, plus the cross-field rules it cannot express on every cluster)."""
 
 import pytest
-from pydantic import ValidationError
-
 from modelpilot.api import ModelDeploymentSpec
 from modelpilot.reconcile import describe_validation_error
+from pydantic import ValidationError
 
 GOOD = {"model": {"name": "iris", "version": "1", "uri": "file:///models/iris.joblib", "format": "sklearn"}}
 

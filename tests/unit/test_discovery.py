@@ -1,5 +1,4 @@
 import pytest
-
 from modelpilot.kube.discovery import pick_autoscaling_version
 
 

@@ -1,7 +1,6 @@
 """Child manifests and revision identity."""
 
 import pytest
-
 from modelpilot.api import ModelDeploymentSpec
 from modelpilot.kube import manifests
 

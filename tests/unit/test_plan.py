@@ -1,7 +1,6 @@
 """The release plan, as a table: the worked examples of ``modelpilot.rollout.plan`` and the edges around them."""
 
 import pytest
-
 from modelpilot.rollout.plan import plan
 from modelpilot.rollout.state import Observed, RevisionState
 

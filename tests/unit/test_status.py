@@ -3,7 +3,6 @@
 from datetime import datetime, timezone
 
 import pytest
-
 from modelpilot.rollout.plan import plan
 from modelpilot.rollout.state import Observed, RevisionState
 from modelpilot.rollout.status import compute_status

@@ -1,6 +1,6 @@
 """The ``modelpilot.io/v1alpha1`` ``ModelDeployment`` API as pydantic models; the CRD is generated from them."""
 
-from modelpilot.api.constants import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, API_VERSION
+from modelpilot.api.constants import API_VERSION, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from modelpilot.api.spec import (
     AutoscalingSpec,
     EnvVar,

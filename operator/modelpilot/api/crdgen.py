@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             target.write_text(text)
         return 0
     for target in stale:
-        print(f"{target.relative_to(REPO)} is out of date: run python -m modelpilot.api.crdgen --write", file=sys.stderr)
+        print(f"{target.relative_to(REPO)} is stale: run python -m modelpilot.api.crdgen --write", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -16,4 +16,4 @@ def pick_autoscaling_version(served: list[str]) -> str:
     for version in AUTOSCALING_PREFERENCE:
         if version in served:
             return f"autoscaling/{version}"
-    raise RuntimeError(f"the cluster serves no HorizontalPodAutoscaler API with resource targets (autoscaling {served})")
+    raise RuntimeError(f"the cluster serves no HorizontalPodAutoscaler API with resource targets: autoscaling {served}")

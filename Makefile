@@ -1,0 +1,48 @@
+# One-word entry points. `make test` is the command CI runs (see .ci/run) and the README documents.
+PYTHON ?= $(CURDIR)/.venv/bin/python
+VENV_STAMP := .venv/.installed
+PYTEST := $(PYTHON) -m pytest
+
+.PHONY: help venv test check unit integration model-server crds lint bench-operator clean
+
+help:
+	@echo "make venv          create .venv with the project and its dev/server extras"
+	@echo "make test          every check and test tier (the CI command)"
+	@echo "make check         generated CRDs up to date, import layering, lint"
+	@echo "make unit          pure unit tests and doctests"
+	@echo "make integration   the operator against a real kube-apiserver started on 127.0.0.1"
+	@echo "make model-server  model server tests (starts its own redis-server)"
+	@echo "make crds          regenerate crds/ and the chart's copy from the API models"
+
+$(VENV_STAMP): pyproject.toml
+	python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -e '.[server,dev]'
+	touch $@
+
+venv: $(VENV_STAMP)
+
+check: venv
+	$(PYTHON) -m modelpilot.api.crdgen --check
+	cd $(CURDIR) && .venv/bin/lint-imports
+	.venv/bin/ruff check operator tests/unit tests/integration
+
+unit: venv
+	$(PYTEST) tests/unit --doctest-modules operator/modelpilot -q
+
+integration: venv
+	$(PYTEST) tests/integration -q
+
+model-server: venv
+	$(PYTEST) tests/model_server -q
+
+test: check unit model-server integration
+
+crds: venv
+	$(PYTHON) -m modelpilot.api.crdgen --write
+
+bench-operator: venv
+	$(PYTHON) benchmarks/operator_latency.py
+
+clean:
+	rm -rf .venv .pytest_cache
