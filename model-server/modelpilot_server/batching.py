@@ -99,7 +99,7 @@ class AdaptiveBatcher:
                 results = await loop.run_in_executor(self._executor, self._call, jobs)
             except Exception as error:  # _call reports per job; this is a broken executor
                 results = [error] * len(jobs)
-            for job, result in zip(jobs, results):
+            for job, result in zip(jobs, results, strict=True):
                 if job.future.done():  # the client went away
                     continue
                 if isinstance(result, BaseException):
@@ -123,7 +123,7 @@ class AdaptiveBatcher:
             return [self._call_one(jobs[0])]
         names = list(dict.fromkeys(name for job in jobs for name in job.outputs))
         try:
-            merged = tuple(np.concatenate(parts) for parts in zip(*(job.inputs for job in jobs)))
+            merged = tuple(np.concatenate(parts) for parts in zip(*(job.inputs for job in jobs), strict=True))
             results = self._predict(merged, names)
         except Exception:
             log.debug("merged call of %d requests failed; retrying them one by one", len(jobs), exc_info=True)

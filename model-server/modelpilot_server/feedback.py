@@ -124,7 +124,8 @@ class FeedbackStore:
                 continue
             del self._items[prediction_id]
             self.rows -= prediction.rows
-            correct = sum(1 for predicted, actual in zip(labels, truth) if same_label(predicted, actual))
+            pairs = zip(labels, truth, strict=True)
+            correct = sum(1 for predicted, actual in pairs if same_label(predicted, actual))
             report.correct += correct
             report.incorrect += len(truth) - correct
             report.scored_rows += len(truth)

@@ -135,6 +135,6 @@ class OnnxModel:
         names = list(outputs)
         feeds = {
             feed: array.astype(str) if is_object else array
-            for feed, array, is_object in zip(self._feeds, inputs, self._object_inputs)
+            for feed, array, is_object in zip(self._feeds, inputs, self._object_inputs, strict=True)
         }
-        return dict(zip(names, (np.asarray(value) for value in self._session.run(names, feeds))))
+        return dict(zip(names, (np.asarray(value) for value in self._session.run(names, feeds)), strict=True))

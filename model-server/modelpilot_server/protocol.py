@@ -198,7 +198,8 @@ def _decode_tensor(
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
                                               for d in shape):
         raise bad_request(f"input {name!r}: shape must be a list of non-negative integers")
-    if len(shape) != len(spec.shape) or any(want not in (-1, got) for want, got in zip(spec.shape, shape)):
+    if len(shape) != len(spec.shape) or any(want not in (-1, got)
+                                            for want, got in zip(spec.shape, shape, strict=True)):
         raise bad_request(f"input {name!r}: shape {shape} does not match model shape {list(spec.shape)}")
     size = math.prod(shape)
 

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-
 from modelpilot_server import ServerConfig, create_app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,10 +112,8 @@ async def wait_ready(client: TestClient, timeout: float = 10.0) -> None:
 
 def infer_body(rows: Any, *, datatype: str = "FP64", name: str = "input-0", **extra: Any) -> dict[str, Any]:
     array = np.asarray(rows)
-    return {
-        "inputs": [{"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.reshape(-1).tolist()}],
-        **extra,
-    }
+    tensor = {"name": name, "datatype": datatype, "shape": list(array.shape), "data": array.reshape(-1).tolist()}
+    return {"inputs": [tensor], **extra}
 
 
 def output(document: dict[str, Any], name: str = "predict") -> list[Any]:

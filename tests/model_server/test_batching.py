@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import joblib
 import numpy as np
 import pytest
-
 from modelpilot_server.batching import AdaptiveBatcher
 from modelpilot_server.models import SklearnModel
 
@@ -65,7 +64,7 @@ async def test_batched_results_equal_single_results_in_order(make_batcher, iris_
     rng = np.random.default_rng(0)
     sizes = rng.integers(1, 4, size=40)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]) % (len(x) - 4)
-    requests = [(x[s:s + n],) for s, n in zip(starts, sizes)]
+    requests = [(x[s:s + n],) for s, n in zip(starts, sizes, strict=True)]
     outputs = ("predict", "predict_proba")
 
     results = await asyncio.gather(*(batcher.submit(inputs, outputs) for inputs in requests))
@@ -73,7 +72,7 @@ async def test_batched_results_equal_single_results_in_order(make_batcher, iris_
     assert len(recording.calls) < len(requests), "concurrent requests were not merged"
     assert max(recording.calls) <= 16
     assert sum(recording.calls) == sum(sizes)
-    for inputs, result in zip(requests, results):
+    for inputs, result in zip(requests, results, strict=True):
         single = iris_model.predict(inputs, outputs)
         np.testing.assert_array_equal(result["predict"], single["predict"])
         np.testing.assert_allclose(result["predict_proba"], single["predict_proba"], rtol=1e-12)
@@ -155,7 +154,7 @@ async def test_http_batched_equals_unbatched(make_client, iris_eval, models_dir)
         return [await r.json() for r in responses]
 
     got, want = await run(batched), await run(unbatched)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         assert output(a) == output(b)
         np.testing.assert_allclose(output(a, "predict_proba"), output(b, "predict_proba"), rtol=1e-12)
     calls_batched = await metric_value(batched, "modelpilot_batch_size_count")

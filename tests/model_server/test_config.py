@@ -4,7 +4,6 @@ refusal of invalid values."""
 from __future__ import annotations
 
 import pytest
-
 from modelpilot_server.config import OPTIONS, ServerConfig, parse_config
 
 ENV = {

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from modelpilot_server.feedback import FeedbackStore, parse_feedback, same_label
 from modelpilot_server.protocol import ProtocolError
 

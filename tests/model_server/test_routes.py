@@ -14,7 +14,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from modelpilot_server.loaders import load_model
 from modelpilot_server.state import STATE
 
