@@ -10,7 +10,7 @@ import asyncio
 import importlib.util
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,3 +160,71 @@ async def file_server() -> AsyncIterator[Callable[[Path], Awaitable[str]]]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+class ServerProcess:
+    """``python -m modelpilot_server`` as a real process on 127.0.0.1, configured through the environment."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        import os
+        import subprocess
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {**os.environ, "MODELPILOT_HOST": "127.0.0.1", "MODELPILOT_PORT": str(self.port), **env}
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen([sys.executable, "-m", "modelpilot_server"], env=full_env,
+                                        stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        import time
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}: {self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"server not ready after {timeout} s: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def start_server(models_dir: Path, tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start real server processes serving the iris model; each is stopped at the end of the test."""
+    servers: list[ServerProcess] = []
+
+    def start(**env: str) -> ServerProcess:
+        base = {"MODEL_NAME": "iris", "MODEL_URI": (models_dir / "iris-good.joblib").as_uri(),
+                "MODELPILOT_REVISION": "rev-p", "MODELPILOT_DRAIN_DELAY_SECONDS": "0"}
+        server = ServerProcess({**base, **env}, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
