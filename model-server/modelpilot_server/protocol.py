@@ -100,14 +100,17 @@ class InferRequest:
         return b"".join(parts)
 
 
+_DATATYPE_OF: dict[np.dtype, str] = {dtype: name for name, dtype in DATATYPES.items() if name != "BYTES"}
+
+
 def datatype_of(array: np.ndarray) -> str:
     """The v2 datatype for a numpy array (strings and objects are BYTES)."""
     if array.dtype.kind in "OUS":
         return "BYTES"
-    for name, dtype in DATATYPES.items():
-        if dtype == array.dtype:
-            return name
-    raise ValueError(f"no v2 datatype for numpy dtype {array.dtype}")
+    try:
+        return _DATATYPE_OF[array.dtype]
+    except KeyError:
+        raise ValueError(f"no v2 datatype for numpy dtype {array.dtype}") from None
 
 
 def loads(body: bytes) -> dict[str, Any]:

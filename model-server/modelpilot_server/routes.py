@@ -187,17 +187,18 @@ def measure(metrics: ServerMetrics | NullMetrics) -> Callable[..., Awaitable[web
 
 # -- routing --------------------------------------------------------------------------------------------------------
 
+# aiohttp tries resources in order: the hot paths come first.
 ROUTES: tuple[tuple[str, str, Handler, str], ...] = (
-    ("GET", "/v2", server_metadata, "server_metadata"),
+    ("POST", "/v2/models/{name}/infer", infer, "infer"),
+    ("POST", "/v2/models/{name}/feedback", feedback, "feedback"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer", infer, "infer_version"),
     ("GET", "/v2/health/live", server_live, "server_live"),
     ("GET", "/v2/health/ready", server_ready, "server_ready"),
+    ("GET", "/v2", server_metadata, "server_metadata"),
     ("GET", "/v2/models/{name}", model_metadata, "model_metadata"),
     ("GET", "/v2/models/{name}/versions/{version}", model_metadata, "model_metadata_version"),
     ("GET", "/v2/models/{name}/ready", model_ready, "model_ready"),
     ("GET", "/v2/models/{name}/versions/{version}/ready", model_ready, "model_ready_version"),
-    ("POST", "/v2/models/{name}/infer", infer, "infer"),
-    ("POST", "/v2/models/{name}/versions/{version}/infer", infer, "infer_version"),
-    ("POST", "/v2/models/{name}/feedback", feedback, "feedback"),
 )
 
 # The ``endpoint`` label values; versioned routes report under their plain form.
