@@ -65,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     registry = kopf.OperatorRegistry()
     register(registry, resync_seconds=args.resync_seconds)
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: object) -> kopf.ConnectionInfo | None:
+        # kopf's own readers of the in-cluster service account and of KUBECONFIG: no dependency on how a given
+        # release of the kubernetes client stores its credentials.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:
         # Our own names for everything kopf keeps on objects, so two operators on a cluster never collide.

@@ -23,9 +23,11 @@ from typing import Protocol
 
 import pytest
 from controlplane import ControlPlane, ControlPlaneError
+from helpers import Cluster
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from operator_process import OperatorProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPTS = REPO_ROOT / "e2e" / "cluster"
@@ -148,3 +150,35 @@ def kubectl(tools_bin: Path, kubeconfig: Path) -> Kubectl:
 # ----------------------------------------------------------------------------------------------------------------------
 # Operator fixtures (CRD installation, the operator process) go below this line.
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def crd(kubectl: Kubectl) -> Path:
+    """The generated ModelDeployment CRD, installed with the real kubectl and Established."""
+    path = REPO_ROOT / "crds" / "modeldeployments.yaml"
+    for args in (("apply", "-f", str(path)),
+                 ("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.modelpilot.io")):
+        result = kubectl(*args)
+        if result.returncode != 0:
+            pytest.fail(f"kubectl {' '.join(args)} failed:\n{result.stderr}", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator(crd: Path, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The real operator process (``python -m modelpilot``) for the session, resyncing every 5 s.
+
+    A test may kill and restart it; it is running again when the test ends (``start`` is idempotent here)."""
+    op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), resync_seconds=5).start()
+    try:
+        yield op
+    finally:
+        op.stop()
+
+
+@pytest.fixture
+def cluster(api: k8s.ApiClient, namespace: str, operator: OperatorProcess) -> Iterator[Cluster]:
+    """Typed access to one test's namespace, with the operator running (restarted if a test left it down)."""
+    yield Cluster(api, namespace)
+    if operator.process is None:
+        operator.start()

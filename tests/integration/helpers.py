@@ -88,10 +88,8 @@ class Cluster:
 
     def hpa(self, name: str) -> dict[str, Any] | None:
         try:
-            return self.api.call_api(
-                f"/apis/autoscaling/v2beta2/namespaces/{self.ns}/horizontalpodautoscalers/{name}", "GET",
-                header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-                response_type="object", _return_http_data_only=True,
+            return self.custom.get_namespaced_custom_object(
+                "autoscaling", "v2beta2", self.ns, "horizontalpodautoscalers", name
             )
         except ApiException as exc:
             if exc.status == 404:

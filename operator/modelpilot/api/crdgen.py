@@ -57,7 +57,9 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
         for key, value in node.items():
             if key in _DROP and not (key == "additionalProperties" and isinstance(value, dict)):
                 continue
-            if key == "default" and value is None:  # "no value" is expressed by leaving the field out
+            if key == "default" and value in (None, "", [], {}):
+                # "No value" is expressed by leaving the field out; Kubernetes 1.20 also reads back an empty
+                # default as null and then rejects the CRD.
                 continue
             if key == "properties":
                 out[key] = {name: walk(sub) for name, sub in value.items()}
@@ -70,9 +72,18 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
     return walk(schema)
 
 
+def strip_defaults(node: Any) -> Any:
+    """Status is written by the operator alone: schema defaults there would only hide a missing write."""
+    if isinstance(node, dict):
+        return {k: strip_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [strip_defaults(v) for v in node]
+    return node
+
+
 def openapi_schema() -> dict[str, Any]:
     spec = structural(ModelDeploymentSpec.model_json_schema(by_alias=True))
-    status = structural(ModelDeploymentStatus.model_json_schema(by_alias=True))
+    status = strip_defaults(structural(ModelDeploymentStatus.model_json_schema(by_alias=True)))
     return {
         "type": "object",
         "description": "A model served by ModelPilot: model server pods, a Service, autoscaling and safe releases.",

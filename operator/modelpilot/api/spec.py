@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from modelpilot.api.base import ApiModel, Quantity, free_form
 
@@ -99,19 +99,9 @@ class AutoscalingSpec(ApiModel):
     """Horizontal autoscaling of the model's replicas. The operator creates a HorizontalPodAutoscaler that scales the
     ModelDeployment itself (its scale subresource), so autoscaling and releases never fight over replicas."""
 
-    # Enforced by the API server where it supports CEL (Kubernetes 1.25+); older servers drop the rules and the
-    # operator's validator below reports the same mistakes as an InvalidSpec condition before acting.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {"rule": "self.minReplicas <= self.maxReplicas", "message": "minReplicas must be <= maxReplicas"},
-                {
-                    "rule": "has(self.targetCPUUtilizationPercentage) || has(self.targetMemoryUtilizationPercentage)",
-                    "message": "set targetCPUUtilizationPercentage and/or targetMemoryUtilizationPercentage",
-                },
-            ]
-        }
-    )
+    # minReplicas <= maxReplicas and "at least one target" are not in the CRD schema: CEL rules
+    # (x-kubernetes-validations) would make the CRD itself invalid on clusters before 1.25, which kubectl rejects.
+    # The operator checks them before acting and reports an InvalidSpec condition.
 
     min_replicas: int = Field(default=1, ge=1, description="Lower bound for the number of replicas.")
     max_replicas: int = Field(ge=1, description="Upper bound for the number of replicas; at least minReplicas.")

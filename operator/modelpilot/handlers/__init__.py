@@ -13,6 +13,7 @@ builds on is the one the previous pass wrote.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -76,12 +77,20 @@ def run_pass(rt: Runtime, namespace: str, name: str, trigger: str) -> None:
         rt.metrics.duration.labels(trigger).observe(time.monotonic() - started)
 
 
+def api_error(exc: ApiException) -> str:
+    """The API server's own message (it names the object and field), not just the HTTP reason."""
+    try:
+        return f"{exc.status} {json.loads(exc.body)['message']}"
+    except (TypeError, ValueError, KeyError):
+        return f"{exc.status} {exc.reason}"
+
+
 def _retrying(rt: Runtime, namespace: str, name: str, trigger: str) -> None:
     try:
         run_pass(rt, namespace, name, trigger)
     except ApiException as exc:
         # The default kopf retry is 60 s: far too slow for a release. Conflicts and API hiccups retry soon.
-        raise kopf.TemporaryError(f"API error {exc.status}: {exc.reason}", delay=RETRY_DELAY_SECONDS) from exc
+        raise kopf.TemporaryError(f"API error {api_error(exc)}", delay=RETRY_DELAY_SECONDS) from exc
 
 
 def register(registry: kopf.OperatorRegistry, *, resync_seconds: float) -> None:
@@ -110,4 +119,4 @@ def register(registry: kopf.OperatorRegistry, *, resync_seconds: float) -> None:
         try:
             run_pass(memo.runtime, namespace, owners[0]["name"], "child")
         except ApiException as exc:
-            log.warning("pass for %s/%s after a child event failed: %s", namespace, owners[0]["name"], exc.reason)
+            log.warning("pass for %s/%s after a child event failed: %s", namespace, owners[0]["name"], api_error(exc))

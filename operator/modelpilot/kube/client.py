@@ -1,13 +1,17 @@
-"""Reads and writes of the operator, over the official Kubernetes client's ``ApiClient``.
+"""Reads and writes of the operator, through the official Kubernetes client.
 
 Writes use server-side apply with the field manager ``modelpilot``: each pass states the complete desired object and
 applying it twice is a no-op (no new resourceVersion, no watch event), which is what makes the reconciler level-based
 and idempotent. The operator owns its children, so conflicts with other managers are forced.
+
+Every object outside the core group goes through ``CustomObjectsApi``, which addresses any
+``/apis/{group}/{version}/namespaces/{ns}/{plural}`` path and returns plain dicts. That keeps this module independent
+of the generated typed models, which differ between client releases, and lets the operator use API versions the
+client no longer ships models for (``autoscaling/v2beta2`` on Kubernetes 1.20-1.22).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,15 +23,19 @@ from modelpilot.api.constants import LABEL_MANAGED_BY, LABEL_MODEL, MANAGED_BY
 from modelpilot.kube.discovery import pick_autoscaling_version
 
 FIELD_MANAGER = "modelpilot"
+APPLY = "application/apply-patch+yaml"
+MERGE = "application/merge-patch+json"
 
 _PLURALS = {"Deployment": "deployments", "Service": "services", "HorizontalPodAutoscaler": "horizontalpodautoscalers"}
 
 
-def object_path(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
-    """REST path of a namespaced object (or of its collection when ``name`` is None)."""
-    prefix = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{prefix}/namespaces/{namespace}/{_PLURALS.get(kind, kind)}"
-    return f"{path}/{name}" if name else path
+def _group_version(api_version: str) -> tuple[str, str]:
+    group, _, version = api_version.rpartition("/")
+    return group, version
+
+
+def _absent(exc: ApiException) -> bool:
+    return exc.status == 404
 
 
 @dataclass
@@ -37,30 +45,17 @@ class Kube:
     api: k8s.ApiClient
     _autoscaling: str | None = field(default=None, init=False)
 
-    def _call(self, method: str, path: str, *, body: Any = None, query: list | None = None, ctype: str | None = None):
-        headers = {"Accept": "application/json"}
-        if ctype:
-            headers["Content-Type"] = ctype
-        data, _, _ = self.api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-            response_type="object",
-            _return_http_data_only=False,
-            _preload_content=True,
-        )
-        return data
+    def __post_init__(self) -> None:
+        self._custom = k8s.CustomObjectsApi(self.api)
+        self._core = k8s.CoreV1Api(self.api)
 
     # --- reads -----------------------------------------------------------------------------------------------------
 
     def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self._call("GET", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}")
+            return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
         except ApiException as exc:
-            if exc.status == 404:
+            if _absent(exc):
                 return None
             raise
 
@@ -69,17 +64,19 @@ class Kube:
         deleted and re-created never adopts the children of its predecessor."""
         meta = owner["metadata"]
         selector = f"{LABEL_MODEL}={meta['name']},{LABEL_MANAGED_BY}={MANAGED_BY}"
-        found = self._call(
-            "GET", object_path("apps/v1", "Deployment", meta["namespace"]), query=[("labelSelector", selector)]
+        found = self._custom.list_namespaced_custom_object(
+            "apps", "v1", meta["namespace"], "deployments", label_selector=selector
         )
         return [d for d in found.get("items", []) if is_owned_by(d, meta["uid"])]
 
     def get_owned(self, api_version: str, kind: str, owner: dict[str, Any]) -> dict[str, Any] | None:
         meta = owner["metadata"]
+        group, version = _group_version(api_version)
         try:
-            obj = self._call("GET", object_path(api_version, kind, meta["namespace"], meta["name"]))
+            obj = self._custom.get_namespaced_custom_object(group, version, meta["namespace"], _PLURALS[kind],
+                                                            meta["name"])
         except ApiException as exc:
-            if exc.status == 404:
+            if _absent(exc):
                 return None
             raise
         return obj if is_owned_by(obj, meta["uid"]) else None
@@ -87,36 +84,39 @@ class Kube:
     def autoscaling_version(self) -> str:
         """``autoscaling/v2`` where served (Kubernetes 1.23+), else ``autoscaling/v2beta2``. Asked once."""
         if self._autoscaling is None:
-            group = self._call("GET", "/apis/autoscaling")
-            self._autoscaling = pick_autoscaling_version([v["version"] for v in group.get("versions", [])])
+            group = k8s.AutoscalingApi(self.api).get_api_group()
+            self._autoscaling = pick_autoscaling_version([v.version for v in group.versions])
         return self._autoscaling
 
     # --- writes ----------------------------------------------------------------------------------------------------
 
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
-        path = object_path(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        return self._call(
-            "PATCH",
-            path,
-            body=json.dumps(obj),
-            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            ctype="application/apply-patch+yaml",
+        options = dict(field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
+        if obj["apiVersion"] == "v1":
+            patch = getattr(self._core, f"patch_namespaced_{obj['kind'].lower()}")
+            patch(meta["name"], meta["namespace"], obj, **options)
+            return
+        group, version = _group_version(obj["apiVersion"])
+        self._custom.patch_namespaced_custom_object(
+            group, version, meta["namespace"], _PLURALS[obj["kind"]], meta["name"], obj, **options
         )
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set only the replicas of a Deployment. Not an apply: an apply body without the template would make
         server-side apply remove the fields this manager applied before."""
-        path = object_path("apps/v1", "Deployment", namespace, name)
-        self._call("PATCH", path, body={"spec": {"replicas": replicas}}, ctype="application/merge-patch+json")
+        self._custom.patch_namespaced_custom_object(
+            "apps", "v1", namespace, "deployments", name, {"spec": {"replicas": replicas}}, _content_type=MERGE
+        )
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         """Delete one object (only the one with ``uid`` if given); False if it was already gone."""
         body: dict[str, Any] = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
+        group, version = _group_version(api_version)
         try:
-            self._call("DELETE", object_path(api_version, kind, namespace, name), body=body)
+            self._custom.delete_namespaced_custom_object(group, version, namespace, _PLURALS[kind], name, body=body)
         except ApiException as exc:
             if exc.status in (404, 409):
                 return False
@@ -125,8 +125,9 @@ class Kube:
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Write the status subresource in one request (a merge patch: ``None`` values clear fields)."""
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}/status"
-        self._call("PATCH", path, body={"status": status}, ctype="application/merge-patch+json")
+        self._custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type=MERGE
+        )
 
 
 def is_owned_by(obj: dict[str, Any], uid: str) -> bool:

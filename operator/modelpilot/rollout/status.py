@@ -50,7 +50,7 @@ def compute_status(
     """Status for one pass. ``plan`` is None when the spec is invalid (``invalid`` then holds the reason text)."""
     serving = plan.stable if plan else previous.get("stableRevision")
     ready = _ready(serving, replicas, observed)
-    ok = Cond(DEGRADED, "False", "AsExpected")
+    ok = Cond(DEGRADED, "False", "AsExpected", "no failure observed")
     failure = observed.get(plan.desired).failure if plan and observed.get(plan.desired) else None
 
     if invalid is not None:
