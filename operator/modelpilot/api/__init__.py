@@ -10,9 +10,38 @@ from modelpilot.api.spec import (
     ResourceRequirements,
     ServerSpec,
 )
-from modelpilot.api.status import Condition, ConditionStatus, ModelDeploymentStatus, Phase
+from modelpilot.api.status import Condition, ConditionStatus, ModelDeploymentStatus, Phase, Verdict
+from modelpilot.api.strategy import (
+    AccuracyCheck,
+    AnalysisSpec,
+    BlueGreenStrategy,
+    CanaryStep,
+    CanaryStrategy,
+    ErrorRateCheck,
+    LatencyCheck,
+    MetricCheck,
+    OnNoData,
+    OnProviderError,
+    PrometheusCheck,
+    Strategy,
+    TrafficRouting,
+)
 
 __all__ = [
+    "AccuracyCheck",
+    "AnalysisSpec",
+    "BlueGreenStrategy",
+    "CanaryStep",
+    "CanaryStrategy",
+    "ErrorRateCheck",
+    "LatencyCheck",
+    "MetricCheck",
+    "OnNoData",
+    "OnProviderError",
+    "PrometheusCheck",
+    "Strategy",
+    "TrafficRouting",
+    "Verdict",
     "API_VERSION",
     "GROUP",
     "KIND",

@@ -10,8 +10,8 @@ from pydantic.alias_generators import to_camel
 
 
 def _k8s_camel(name: str) -> str:
-    # Kubernetes spells acronyms in capitals: targetCPUUtilizationPercentage, not targetCpuUtilizationPercentage.
-    return to_camel(name).replace("Cpu", "CPU")
+    # Kubernetes spells acronyms in capitals: targetCPUUtilizationPercentage, gatewayAPI.
+    return to_camel(name).replace("Cpu", "CPU").replace("Api", "API")
 
 
 class ApiModel(BaseModel):

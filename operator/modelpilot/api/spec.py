@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from modelpilot.api.base import ApiModel, Quantity, free_form
+from modelpilot.api.strategy import AnalysisSpec, Strategy, TrafficRouting
 
 # Where a model can be loaded from: the model server understands these schemes.
 URI_PATTERN = r"^(file|https?)://\S+$"
@@ -139,7 +140,18 @@ class ModelDeploymentSpec(ApiModel):
     )
     autoscaling: AutoscalingSpec | None = Field(default=None, description="Horizontal autoscaling of the replicas.")
     paused: bool = Field(
-        default=False, description="When true, the operator starts no new revision: the serving pods stay as they are."
+        default=False, description="When true, the operator starts no new revision and a release in progress holds "
+        "its step (analysis still runs and a regression still rolls back)."
+    )
+    strategy: Strategy | None = Field(
+        default=None, description="How a new revision is released (canary or blueGreen). Without one, a new "
+        "revision replaces the old as soon as it is available."
+    )
+    analysis: AnalysisSpec | None = Field(
+        default=None, description="Checks that judge a canary (background, at every interval, and in analysis steps)."
+    )
+    traffic_routing: TrafficRouting | None = Field(
+        default=None, description="How canary traffic is split; default: replicas (share of ready pods)."
     )
 
     @model_validator(mode="after")
@@ -148,4 +160,9 @@ class ModelDeploymentSpec(ApiModel):
             extra = set(self.template) - {"metadata", "spec"}
             if extra:
                 raise ValueError(f"template: unknown keys {sorted(extra)}; a PodTemplateSpec has metadata and spec")
+        if self.strategy and self.strategy.canary:
+            if self.analysis is None and any(s.analysis is not None for s in self.strategy.canary.steps):
+                raise ValueError("strategy.canary.steps: an analysis step needs spec.analysis")
+        if self.strategy and self.strategy.blue_green and self.traffic_routing and not self.traffic_routing.replicas:
+            raise ValueError("trafficRouting: blueGreen switches the model Service; only replicas routing applies")
         return self
