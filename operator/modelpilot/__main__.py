@@ -38,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="host:port of the liveness endpoint /healthz; empty turns it off")
     p.add_argument("--resync-seconds", type=float, default=float(env("MODELPILOT_RESYNC_SECONDS", "30")),
                    help="how often every ModelDeployment is reconciled even when nothing changed")
+    p.add_argument("--prometheus-url", default=env("MODELPILOT_PROMETHEUS_URL"),
+                   help="Prometheus that analysis queries (env MODELPILOT_PROMETHEUS_URL); without it every check is "
+                   "an Error verdict")
     p.add_argument("--log-level", default=env("MODELPILOT_LOG_LEVEL", "INFO"), choices=["DEBUG", "INFO", "WARNING"])
     p.add_argument("--version", action="version", version=__version__)
     return p.parse_args(argv)
@@ -61,9 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     metrics = OperatorMetrics()
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics.registry)
-    runtime = Runtime(kube=Kube(api_client(args.kubeconfig)), config=OperatorConfig(args.server_image), metrics=metrics)
+    runtime = Runtime(
+        kube=Kube(api_client(args.kubeconfig)),
+        config=OperatorConfig(args.server_image),
+        metrics=metrics,
+        prometheus_url=args.prometheus_url,
+        resync_seconds=args.resync_seconds,
+    )
     registry = kopf.OperatorRegistry()
-    register(registry, resync_seconds=args.resync_seconds)
+    register(registry)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: object) -> kopf.ConnectionInfo | None:

@@ -1,29 +1,41 @@
-"""One reconcile pass for one ModelDeployment: observe -> decide -> apply -> status.
+"""One reconcile pass for one ModelDeployment: observe -> measure -> decide -> apply -> status.
 
 Level-based: the pass recomputes the whole desired world from the spec, the observed children and the status it
 wrote before, and applies it idempotently. It can run any number of times, from any trigger (create, update, resume,
-a child's event, the resync timer), and a restarted operator simply runs it again. No decorators here: the kopf
+a child's event, the per-object loop), and a restarted operator simply runs it again. No decorators here: the kopf
 wiring lives in ``modelpilot.handlers``.
+
+Without ``spec.strategy`` a new revision replaces the old one once available (``rollout.plan``); with one, the
+release state machine decides (``rollout.release``), fed with analysis results when a run is due.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from modelpilot.api import ModelDeploymentSpec
+from modelpilot.api import AnalysisSpec, ModelDeploymentSpec
+from modelpilot.api.constants import ANNOTATION_ACTION
+from modelpilot.api.durations import parse_duration
 from modelpilot.kube import manifests
 from modelpilot.kube.client import Kube
 from modelpilot.kube.observe import observe
+from modelpilot.rollout.measurement import CheckMeasurement, Measurement, QueryContext
 from modelpilot.rollout.plan import plan
-from modelpilot.rollout.status import compute_status
+from modelpilot.rollout.release import Action, Release, analysis_due, decide
+from modelpilot.rollout.state import Observed
+from modelpilot.rollout.status import compute_status, release_status
+from modelpilot.rollout.verdicts import CheckResult, evaluate
 
 DEFAULT_SERVER_IMAGE = "modelpilot/model-server:0.1.0"
 
 Event = tuple[str, str, str]  # (type, reason, message)
+# Measures every check of an analysis for a context; the handlers bridge it to the async Prometheus provider.
+Measure = Callable[[AnalysisSpec, QueryContext], list[CheckMeasurement]]
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,7 @@ class PassResult:
     status: dict[str, Any]
     events: list[Event] = field(default_factory=list)
     wrote_status: bool = False
+    requeue_after: float | None = None  # when the release wants another pass (pause end, next analysis run)
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str:
@@ -58,7 +71,7 @@ def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str
 
 
 def _condition_events(previous: dict[str, Any], status: dict[str, Any]) -> list[Event]:
-    """An Event for every Ready or Degraded transition (Progressing transitions are the plan's own events)."""
+    """An Event for every Ready or Degraded transition (Progressing transitions are the decisions' own events)."""
     before = {c["type"]: (c["status"], c["reason"]) for c in previous.get("conditions") or []}
     events = []
     for cond in status["conditions"]:
@@ -71,19 +84,21 @@ def _condition_events(previous: dict[str, Any], status: dict[str, Any]) -> list[
     return events
 
 
-def reconcile(body: dict[str, Any], *, kube: Kube, config: OperatorConfig, now: datetime) -> PassResult:
+def _unmeasured(analysis: AnalysisSpec, why: str) -> list[CheckMeasurement]:
+    return [CheckMeasurement(Measurement(error=why)) for _ in analysis.metrics]
+
+
+def reconcile(
+    body: dict[str, Any], *, kube: Kube, config: OperatorConfig, now: datetime, measure: Measure | None = None
+) -> PassResult:
     meta = body["metadata"]
     name, namespace = meta["name"], meta["namespace"]
     previous: dict[str, Any] = body.get("status") or {}
     observed = observe(kube.owned_deployments(body))
-    common = dict(
-        selector=manifests.selector_string(name),
-        generation=meta.get("generation"),
-        previous=previous,
-        observed=observed,
-        now=now,
-    )
+    common = dict(selector=manifests.selector_string(name), generation=meta.get("generation"), previous=previous,
+                  observed=observed, now=now)
     events: list[Event] = []
+    requeue: float | None = None
 
     try:
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
@@ -95,39 +110,72 @@ def reconcile(body: dict[str, Any], *, kube: Kube, config: OperatorConfig, now: 
         )
     else:
         revision, template = manifests.revision_template(name, spec, spec.server.image or config.server_image)
-        decision = plan(
-            desired=revision,
-            replicas=spec.replicas,
-            stable=previous.get("stableRevision"),
-            observed=observed,
-            paused=spec.paused,
-        )
-        _apply(body, spec, decision.replicas, revision, template, observed, kube)
-        for gone in decision.remove:
-            kube.delete("apps/v1", "Deployment", namespace, manifests.deployment_name(name, gone))
-        events.extend(decision.events)
-        status = compute_status(replicas=spec.replicas, plan=decision, **common)
+        if spec.strategy is None:
+            p = plan(desired=revision, replicas=spec.replicas, stable=previous.get("stableRevision"),
+                     observed=observed, paused=spec.paused)
+            _apply_revisions(body, p.replicas, p.remove, revision, template, observed, kube)
+            kube.apply(manifests.service(body, p.stable or revision))
+            events.extend(p.events)
+            status = compute_status(replicas=spec.replicas, plan=p, **common)
+        else:
+            release = Release.from_status(previous)
+            action = Action.parse((meta.get("annotations") or {}).get(ANNOTATION_ACTION), release.last_action)
+            results = _analyse(spec, release, revision, namespace, measure, now)
+            d = decide(spec=spec, desired=revision, observed=observed, release=release, now=now, action=action,
+                       results=results)
+            _apply_revisions(body, d.replicas, d.remove, revision, template, observed, kube)
+            kube.apply(manifests.service(body, d.service_revision))
+            if spec.strategy.blue_green is not None:
+                preview = d.preview_revision or d.release.stable
+                kube.apply(manifests.service(body, preview, manifests.preview_service_name(name)))
+            events.extend(d.events)
+            requeue = d.requeue_after
+            status = release_status(decision=d, desired=revision, replicas=spec.replicas, **common)
+        _apply_autoscaling(body, spec, kube)
 
     events.extend(_condition_events(previous, status))
     changed = any(previous.get(k) != v for k, v in status.items())
     if changed:
         kube.patch_status(namespace, name, status)
-    return PassResult(status=status, events=events, wrote_status=changed)
+    return PassResult(status=status, events=events, wrote_status=changed, requeue_after=requeue)
 
 
-def _apply(body, spec, replicas_by_revision, revision, template, observed, kube: Kube) -> None:
-    namespace = body["metadata"]["namespace"]
-    kube.apply(manifests.service(body, spec))
+def _analyse(spec: ModelDeploymentSpec, release: Release, revision: str, namespace: str, measure: Measure | None,
+             now: datetime) -> list[CheckResult] | None:
+    """Run the analysis if one is due for the revision under test; None when none is due."""
+    analysis = analysis_due(spec, release, now) if release.canary == revision else None
+    if analysis is None:
+        return None
+    ctx = QueryContext(model=spec.model.name, namespace=namespace, revision=revision,
+                       stable_revision=release.stable, window_seconds=parse_duration(analysis.interval))
+    if measure is None:
+        measured = _unmeasured(analysis, "no Prometheus configured (--prometheus-url)")
+    else:
+        try:
+            measured = measure(analysis, ctx)
+        except Exception as exc:  # a provider must not take the pass down: it is an Error verdict
+            measured = _unmeasured(analysis, f"{type(exc).__name__}: {exc}")
+    return [evaluate(check, m, analysis) for check, m in zip(analysis.metrics, measured, strict=True)]
+
+
+def _apply_revisions(body: dict[str, Any], replicas_by_revision: dict[str, int], remove: tuple[str, ...],
+                     revision: str, template: dict[str, Any], observed: Observed, kube: Kube) -> None:
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
     for rev, replicas in replicas_by_revision.items():
         if rev == revision:
             kube.apply(manifests.deployment(body, rev, template, replicas))
-        elif observed.revisions[rev].desired != replicas:
-            kube.scale_deployment(namespace, manifests.deployment_name(body["metadata"]["name"], rev), replicas)
+        elif rev in observed.revisions and observed.revisions[rev].desired != replicas:
+            kube.scale_deployment(namespace, manifests.deployment_name(name, rev), replicas)
+    for gone in remove:
+        kube.delete("apps/v1", "Deployment", namespace, manifests.deployment_name(name, gone))
+
+
+def _apply_autoscaling(body: dict[str, Any], spec: ModelDeploymentSpec, kube: Kube) -> None:
     version = kube.autoscaling_version()
     if spec.autoscaling is not None:
         kube.apply(manifests.hpa(body, spec, version))
-    else:
-        existing = kube.get_owned(version, "HorizontalPodAutoscaler", body)
-        if existing is not None:
-            name, uid = body["metadata"]["name"], existing["metadata"]["uid"]
-            kube.delete(version, "HorizontalPodAutoscaler", namespace, name, uid)
+        return
+    existing = kube.get_owned(version, "HorizontalPodAutoscaler", body)
+    if existing is not None:
+        meta = body["metadata"]
+        kube.delete(version, "HorizontalPodAutoscaler", meta["namespace"], meta["name"], existing["metadata"]["uid"])

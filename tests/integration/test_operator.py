@@ -49,7 +49,7 @@ def test_create_gives_deployment_service_and_status(cluster: Cluster):
     assert env["MODEL_NAME"] == "iris" and env["MODEL_VERSION"] == "1"
 
     svc = wait_for(lambda: cluster.service("iris"), what="Service")
-    assert svc.spec.selector == {"modelpilot.io/model": "iris"}
+    assert svc.spec.selector == {"modelpilot.io/model": "iris", "modelpilot.io/revision": rev}
     assert svc.metadata.owner_references[0].kind == "ModelDeployment"
 
     status = wait_status(cluster, "iris", phase="Pending")
@@ -110,16 +110,18 @@ def test_new_version_replaces_the_old_only_once_available(cluster: Cluster):
     assert cluster.condition("rolling", "Progressing")["reason"] == "NewRevisionRollingOut"
     assert status["observedGeneration"] == cluster.get("rolling")["metadata"]["generation"]
 
-    # Half the new pods ready: the old revision must stay, at full size.
+    # Half the new pods ready: the old revision must stay, at full size, and alone behind the Service.
     cluster.make_available(f"rolling-{new}", ready=1)
     wait_status(cluster, "rolling", readyReplicas=3)
     assert set(cluster.deployments("rolling")) == {old, new}
     assert cluster.deployments("rolling")[old].spec.replicas == 2
+    assert cluster.service("rolling").spec.selector["modelpilot.io/revision"] == old
 
     cluster.make_available(f"rolling-{new}")
     wait_status(cluster, "rolling", phase="Healthy", stableRevision=new)
     wait_for(lambda: set(cluster.deployments("rolling")) == {new}, what="old revision removed")
-    assert cluster.service("rolling").spec.selector == {"modelpilot.io/model": "rolling"}
+    assert cluster.service("rolling").spec.selector == {"modelpilot.io/model": "rolling",
+                                                         "modelpilot.io/revision": new}
 
 
 def test_delete_leaves_nothing_behind(cluster: Cluster):

@@ -26,6 +26,8 @@ def test_schema_is_structural():
         assert node.get("additionalProperties") is not False, path
         assert not ("properties" in node and "additionalProperties" in node), path
         assert "default" not in node or node["default"] is not None, path
+        for exclusive in ("exclusiveMinimum", "exclusiveMaximum"):
+            assert isinstance(node.get(exclusive, True), bool), path  # OpenAPI 3.0: a flag beside minimum/maximum
         if "properties" in node or "items" in node:
             assert node.get("type") in ("object", "array"), path
         if "type" not in node:

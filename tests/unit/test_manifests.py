@@ -95,11 +95,14 @@ def test_template_override_merges_by_container_name_and_keeps_model_labels():
     assert template["metadata"]["labels"]["modelpilot.io/model"] == "iris"
 
 
-def test_service_selects_every_revision_of_the_model():
-    svc = manifests.service(OWNER, spec())
+def test_service_selects_one_revision_or_all():
+    svc = manifests.service(OWNER, "r1")
     assert svc["metadata"]["name"] == "iris"
-    assert svc["spec"]["selector"] == {"modelpilot.io/model": "iris"}
+    assert svc["spec"]["selector"] == {"modelpilot.io/model": "iris", "modelpilot.io/revision": "r1"}
     assert svc["spec"]["ports"][0]["targetPort"] == "http"
+    assert manifests.service(OWNER, None)["spec"]["selector"] == {"modelpilot.io/model": "iris"}
+    preview = manifests.service(OWNER, "r2", manifests.preview_service_name("iris"))
+    assert preview["metadata"]["name"] == "iris-preview"
 
 
 @pytest.mark.parametrize("version", ["autoscaling/v2", "autoscaling/v2beta2"])

@@ -17,3 +17,6 @@ MANAGED_BY = "modelpilot"
 
 # The name of the model server container in the pod template; a `template` override merges into it by this name.
 SERVER_CONTAINER = "model-server"
+
+# Requests from the kubectl plugin: "<verb>:<unique id>", consumed once (the id is recorded in status.lastAction).
+ANNOTATION_ACTION = f"{GROUP}/action"

@@ -65,6 +65,9 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
                 out[key] = {name: walk(sub) for name, sub in value.items()}
             else:
                 out[key] = walk(value)
+        for bound, exclusive in (("minimum", "exclusiveMinimum"), ("maximum", "exclusiveMaximum")):
+            if isinstance(out.get(exclusive), (int, float)) and not isinstance(out[exclusive], bool):
+                out[bound], out[exclusive] = out[exclusive], True  # JSON Schema 2020 -> OpenAPI 3.0 form
         if "properties" in out:
             out.setdefault("type", "object")
         return out

@@ -178,6 +178,8 @@ class CanaryStrategy(ApiModel):
 
     steps: list[CanaryStep] = Field(min_length=1, description="The steps, in order. After the last, the canary "
                                     "is promoted.")
+    scale_down_delay_seconds: int = Field(default=30, ge=0, description="Keep the old revision (without traffic) "
+                                          "this long after the promotion.")
 
 
 class BlueGreenStrategy(ApiModel):

@@ -163,19 +163,27 @@ def deployment(owner: dict[str, Any], revision: str, template: dict[str, Any], r
     }
 
 
-def service(owner: dict[str, Any], spec: ModelDeploymentSpec) -> dict[str, Any]:
-    """The model Service: every serving pod of the model, whatever its revision, behind one name."""
-    name = owner["metadata"]["name"]
+def service(owner: dict[str, Any], revision: str | None, name: str | None = None) -> dict[str, Any]:
+    """A Service in front of the model's pods: those of ``revision``, or of every revision when it is None (a
+    canary with the ``replicas`` router, where the weight is the share of ready pods)."""
+    model = owner["metadata"]["name"]
+    selector = {LABEL_MODEL: model}
+    if revision is not None:
+        selector[LABEL_REVISION] = revision
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(owner, name, model_labels(name)),
+        "metadata": _metadata(owner, name or model, model_labels(model)),
         "spec": {
             "type": "ClusterIP",
-            "selector": {LABEL_MODEL: name},
+            "selector": selector,
             "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
+
+
+def preview_service_name(name: str) -> str:
+    return f"{name}-preview"
 
 
 def hpa(owner: dict[str, Any], spec: ModelDeploymentSpec, api_version: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from typing import Any
 from modelpilot.api.status import Phase
 from modelpilot.rollout.conditions import DEGRADED, PROGRESSING, READY, Cond, merge_conditions
 from modelpilot.rollout.plan import Plan
+from modelpilot.rollout.release import Decision
 from modelpilot.rollout.state import Observed
 
 
@@ -86,6 +87,41 @@ def compute_status(
         "replicas": observed.current,
         "readyReplicas": observed.ready,
         "updatedReplicas": desired.current if desired else 0,
+        "selector": selector,
+        "conditions": merge_conditions(
+            previous.get("conditions") or [], [ready, progressing, degraded], generation=generation, now=now
+        ),
+    }
+
+
+def release_status(
+    *,
+    decision: Decision,
+    desired: str,
+    selector: str,
+    generation: int | None,
+    previous: dict[str, Any],
+    observed: Observed,
+    replicas: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """Status of a pass of a release strategy: the release fields, counts, phase and conditions from ``decision``."""
+    serving = decision.service_revision or decision.release.stable
+    ready = _ready(serving, decision.replicas.get(serving, replicas) if serving else replicas, observed)
+    phase = decision.phase
+    if phase == Phase.Healthy.value and ready.status != "True":
+        phase = Phase.Progressing.value  # scaling: the revision serves, not all its replicas are ready yet
+    progressing = Cond(PROGRESSING, *(decision.progressing or ("False", "RolloutComplete", f"revision {serving} "
+                                                                                           "serves")))
+    degraded = Cond(DEGRADED, *(decision.degraded or ("False", "AsExpected", "no failure observed")))
+    state = observed.get(desired)
+    return {
+        "observedGeneration": generation,
+        "phase": phase,
+        **decision.release.to_status(),
+        "replicas": observed.current,
+        "readyReplicas": observed.ready,
+        "updatedReplicas": state.current if state else 0,
         "selector": selector,
         "conditions": merge_conditions(
             previous.get("conditions") or [], [ready, progressing, degraded], generation=generation, now=now
