@@ -41,15 +41,15 @@ Loader = Callable[[ServerConfig], Awaitable[ServedModel]]
 
 def create_app(config: ServerConfig, *, load: Loader = load_model) -> web.Application:
     metrics: ServerMetrics | NullMetrics
-    middlewares = [protocol_errors]
     registry = CollectorRegistry(auto_describe=True)
     if config.metrics:
         metrics = ServerMetrics(registry, config.model_name, config.revision, ENDPOINTS)
-        middlewares.insert(0, measure(metrics))  # outermost: it sees the status the error middleware chose
+        middleware = measure(metrics)
     else:
         metrics = NullMetrics()
+        middleware = protocol_errors
 
-    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app = web.Application(middlewares=[middleware], client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[STATE] = ServerState()
     app[METRICS] = metrics
@@ -80,7 +80,8 @@ def _label_decoder(app: web.Application) -> Callable[[bytes], list | None]:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[CACHE].close()
-    app[EXECUTOR].shutdown(wait=True, cancel_futures=True)
+    # A model call that outlived the drain timeout may still be running: wait for it without blocking the loop.
+    await asyncio.to_thread(app[EXECUTOR].shutdown, wait=True, cancel_futures=True)
 
 
 def _model(load: Loader) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -4,8 +4,8 @@ The operator configures a model server pod through environment variables only (`
 ``MODELPILOT_REVISION``, ...), while a person running the server by hand reaches for flags. Every setting therefore has
 both: the environment provides the default of the flag, so a flag given on the command line always wins.
 
-One table (:data:`OPTIONS`) lists each setting once with its flag, its variable, its type and its default; the argument
-parser, the help text and the README table are all derived from it, so they cannot drift apart.
+One table (:data:`OPTIONS`) lists each setting once with its flag, its variable, its type and its help; the argument
+parser and ``--help`` are derived from it, and a test checks that it covers every field of :class:`ServerConfig`.
 """
 
 from __future__ import annotations

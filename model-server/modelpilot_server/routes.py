@@ -19,7 +19,7 @@ from aiohttp import web
 from . import __version__
 from .cache import cache_key
 from .feedback import parse_feedback
-from .metrics import NullMetrics, ServerMetrics
+from .metrics import ServerMetrics
 from .protocol import BINARY_HEADER, ProtocolError, decode_infer_request, encode_outputs, error_body, loads
 from .state import CACHE, CONFIG, FEEDBACK, METRICS, STATE, Runtime
 
@@ -144,8 +144,7 @@ async def feedback(request: web.Request) -> web.Response:
 
 # -- middlewares ----------------------------------------------------------------------------------------------------
 
-@web.middleware
-async def protocol_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error as the protocol's ``{"error": ...}`` body, including aiohttp's own HTTP exceptions."""
     try:
         return await handler(request)
@@ -163,24 +162,30 @@ async def protocol_errors(request: web.Request, handler: Handler) -> web.StreamR
         return error_response(500, "internal server error")
 
 
-def measure(metrics: ServerMetrics | NullMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
-    """Latency, status code and in-flight count of every request, labelled by route name."""
-    inflight = metrics.inflight
+protocol_errors = web.middleware(answer)
+
+
+def measure(metrics: ServerMetrics) -> Callable[..., Awaitable[web.StreamResponse]]:
+    """The middleware with metrics on: :func:`answer` plus latency, status code and in-flight count per request.
+
+    One middleware rather than two stacked: it calls :func:`answer` directly, so metrics add a function call and a few
+    additions to a request, not another layer of aiohttp's middleware chain.
+    """
     clock = time.perf_counter
     endpoint_of = {name: name.removesuffix("_version") for *_, name in ROUTES} | {"metrics": "metrics"}
 
     @web.middleware
     async def measured(request: web.Request, handler: Handler) -> web.StreamResponse:
-        inflight.inc()
+        metrics.inflight += 1
         start = clock()
         code = 500
         try:
-            response = await handler(request)
+            response = await answer(request, handler)
             code = response.status
             return response
         finally:
             metrics.request(endpoint_of.get(request.match_info.route.name, "other"), code, clock() - start)
-            inflight.dec()
+            metrics.inflight -= 1
 
     return measured
 
