@@ -26,10 +26,12 @@ from modelpilot.kube.client import Kube
 from modelpilot.kube.observe import observe
 from modelpilot.rollout.measurement import CheckMeasurement, Measurement, QueryContext
 from modelpilot.rollout.plan import plan
-from modelpilot.rollout.release import Action, Release, analysis_due, decide
+from modelpilot.rollout.release import Action, Decision, Release, analysis_due, decide
 from modelpilot.rollout.state import Observed
 from modelpilot.rollout.status import compute_status, release_status
 from modelpilot.rollout.verdicts import CheckResult, evaluate
+from modelpilot.traffic import router_for
+from modelpilot.traffic.router import CANARY_SUFFIX, STABLE_SUFFIX, RoutingError, Split
 
 DEFAULT_SERVER_IMAGE = "modelpilot/model-server:0.1.0"
 
@@ -128,6 +130,10 @@ def reconcile(
             if spec.strategy.blue_green is not None:
                 preview = d.preview_revision or d.release.stable
                 kube.apply(manifests.service(body, preview, manifests.preview_service_name(name)))
+            routing_error = _route(body, spec, d, kube)
+            if routing_error is not None:
+                d.degraded = routing_error
+                events.append(("Warning", routing_error[1], routing_error[2]))
             events.extend(d.events)
             requeue = d.requeue_after
             status = release_status(decision=d, desired=revision, replicas=spec.replicas, **common)
@@ -156,6 +162,37 @@ def _analyse(spec: ModelDeploymentSpec, release: Release, revision: str, namespa
         except Exception as exc:  # a provider must not take the pass down: it is an Error verdict
             measured = _unmeasured(analysis, f"{type(exc).__name__}: {exc}")
     return [evaluate(check, m, analysis) for check, m in zip(analysis.metrics, measured, strict=True)]
+
+
+def _route(body: dict[str, Any], spec: ModelDeploymentSpec, d: Decision, kube: Kube) -> tuple[str, str, str] | None:
+    """Point a mesh / Gateway API / ingress route at the per-revision Services with the decided weight.
+
+    Returns a Degraded condition (status, reason, message) when the route cannot be written; the ``replicas`` router
+    writes nothing (the weight is the replica split behind the model Service).
+    """
+    meta = body["metadata"]
+    name, namespace = meta["name"], meta["namespace"]
+    router = router_for(spec.traffic_routing, namespace)
+    if router.by_replicas:
+        return None
+    stable = d.release.stable
+    kube.apply(manifests.service(body, stable, name + STABLE_SUFFIX))
+    kube.apply(manifests.service(body, d.release.canary or stable, name + CANARY_SUFFIX))
+    current = {ref: kube.read(ref.api_version, ref.plural, ref.namespace, ref.name) for ref in router.targets()}
+    split = Split.of(namespace, name, d.router_weight)
+    try:
+        writes = router.writes(current, split, body) if d.release.canary else router.cleanup(current, split, body)
+    except RoutingError as exc:
+        return ("True", exc.reason, str(exc))
+    for w in writes:
+        if w.mode == "merge":
+            kube.merge_patch(w.api_version, w.plural, w.namespace, w.name, w.body)
+        elif w.mode == "apply":
+            kube.apply(w.body, w.plural)
+        else:
+            uid = (w.body.get("preconditions") or {}).get("uid")
+            kube.delete(w.api_version, w.kind, w.namespace, w.name, uid, plural=w.plural)
+    return None
 
 
 def _apply_revisions(body: dict[str, Any], replicas_by_revision: dict[str, int], remove: tuple[str, ...],

@@ -23,11 +23,13 @@ from typing import Protocol
 
 import pytest
 from controlplane import ControlPlane, ControlPlaneError
+from exporter import Exporter
 from helpers import Cluster
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from operator_process import OperatorProcess
+from prometheus_server import PrometheusError, PrometheusServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_SCRIPTS = REPO_ROOT / "e2e" / "cluster"
@@ -165,11 +167,15 @@ def crd(kubectl: Kubectl) -> Path:
 
 
 @pytest.fixture(scope="session")
-def operator(crd: Path, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The real operator process (``python -m modelpilot``) for the session, resyncing every 5 s.
+def operator(
+    crd: Path, kubeconfig: Path, prometheus: PrometheusServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The real operator process (``python -m modelpilot``) for the session, resyncing every 5 s and analysing
+    with the session's Prometheus.
 
     A test may kill and restart it; it is running again when the test ends (``start`` is idempotent here)."""
-    op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), resync_seconds=5).start()
+    op = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"), resync_seconds=5,
+                         extra=["--prometheus-url", prometheus.url]).start()
     try:
         yield op
     finally:
@@ -182,3 +188,61 @@ def cluster(api: k8s.ApiClient, namespace: str, operator: OperatorProcess) -> It
     yield Cluster(api, namespace)
     if operator.process is None:
         operator.start()
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Prometheus and metric exporters (no control plane needed).
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
+    """Debian's Prometheus on 127.0.0.1 for the session, scraping every 1 s the targets that tests add.
+
+    A test may ``stop()`` it (an outage) and ``start()`` it again (same URL, same data); it must start it again in a
+    ``finally``. Fails, never skips, when Prometheus cannot start.
+    """
+    server = PrometheusServer(tmp_path_factory.mktemp("prometheus"), scrape_interval="1s", evaluation_interval="1s")
+    try:
+        server.start()
+    except PrometheusError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class ExporterFactory(Protocol):
+    def __call__(
+        self, model: str, revision: str, *, labels: dict[str, str] | None = ..., seed: int = ..., **profile: float
+    ) -> Exporter: ...
+
+
+@pytest.fixture
+def exporter(prometheus: PrometheusServer, tmp_path: Path) -> Iterator[ExporterFactory]:
+    """``exporter(model, revision, labels=None, seed=1, **profile)``: a running exporter process (see ``exporter.py``
+    for the profile: rps, latency_ms, jitter_ms, error_rate, accuracy, feedback_rps), registered as a scrape target
+    of ``prometheus`` with the extra target ``labels``. ``handle.set(**profile)`` changes its traffic.
+
+    Every exporter is deregistered and stopped after the test. Prometheus picks a new target up within about 5 s
+    (its discovery manager batches updates): start all exporters first, then wait once.
+    """
+    started: list[Exporter] = []
+
+    def start(
+        model: str, revision: str, *, labels: dict[str, str] | None = None, seed: int = 1, **profile: float
+    ) -> Exporter:
+        if not prometheus.running:
+            prometheus.start()
+        handle = Exporter(model, revision, tmp_path, seed=seed, **profile).start()
+        started.append(handle)
+        prometheus.add_target(handle.host_port, labels or {})
+        return handle
+
+    try:
+        yield start
+    finally:
+        for handle in started:
+            prometheus.remove_target(handle.host_port)
+            handle.stop()

@@ -114,3 +114,42 @@ class Cluster:
             ],
         }
         self.apps.patch_namespaced_deployment_status(deployment_name, self.ns, {"status": status})
+
+
+class Kubelet:
+    """Plays the kubelet for one model in the background: every Deployment of the model is made available at its
+    desired size shortly after that size changes, as pods starting and passing their readiness probes would.
+
+    ``hold(revision)`` keeps one revision's pods unready (a canary that never comes up)."""
+
+    def __init__(self, cluster: Cluster, model: str, delay: float = 0.3):
+        import threading
+
+        self.cluster, self.model, self.delay = cluster, model, delay
+        self.held: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Kubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def hold(self, revision: str) -> None:
+        self.held.add(revision)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.delay):
+            try:
+                for rev, d in self.cluster.deployments(self.model).items():
+                    status = d.status
+                    done = (status is not None and status.observed_generation == d.metadata.generation
+                            and (status.available_replicas or 0) == d.spec.replicas
+                            and (status.replicas or 0) == d.spec.replicas)
+                    if rev not in self.held and not done:
+                        self.cluster.make_available(d.metadata.name)
+            except ApiException:
+                pass  # a Deployment removed between list and patch: the next round sees the new state

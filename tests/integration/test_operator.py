@@ -62,8 +62,11 @@ def test_create_gives_deployment_service_and_status(cluster: Cluster):
     status = wait_status(cluster, "iris", phase="Healthy", stableRevision=rev, readyReplicas=2)
     assert cluster.condition("iris", "Ready")["status"] == "True"
 
-    events = cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=iris").items
-    assert {"RevisionCreated", "AllReplicasReady"} <= {e.reason for e in events}
+    def reasons():
+        return {e.reason for e in cluster.core.list_namespaced_event(
+            cluster.ns, field_selector="involvedObject.name=iris").items}
+
+    wait_for(lambda: {"RevisionCreated", "AllReplicasReady"} <= reasons(), what="Events")  # posted asynchronously
 
 
 def test_kubectl_scale_reaches_the_deployment(cluster: Cluster, kubectl):
@@ -177,8 +180,8 @@ def test_spec_the_schema_cannot_judge_is_refused_by_the_operator(cluster: Cluste
     assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec"
     assert "spec.autoscaling" in degraded["message"] and "maxReplicas" in degraded["message"]
     assert cluster.deployments("minmax") == {} and cluster.hpa("minmax") is None
-    events = cluster.core.list_namespaced_event(cluster.ns, field_selector="involvedObject.name=minmax").items
-    assert any(e.reason == "InvalidSpec" and e.type == "Warning" for e in events)
+    wait_for(lambda: any(e.reason == "InvalidSpec" and e.type == "Warning" for e in cluster.core.list_namespaced_event(
+        cluster.ns, field_selector="involvedObject.name=minmax").items), what="an InvalidSpec Warning")
 
     cluster.patch_spec("minmax", {"autoscaling": {"minReplicas": 1}})
     only_revision(cluster, "minmax", what="Deployment once the spec is fixed")

@@ -81,6 +81,16 @@ class Kube:
             raise
         return obj if is_owned_by(obj, meta["uid"]) else None
 
+    def read(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """Any namespaced object outside the core group, or None if absent."""
+        group, version = _group_version(api_version)
+        try:
+            return self._custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+        except ApiException as exc:
+            if _absent(exc):
+                return None
+            raise
+
     def autoscaling_version(self) -> str:
         """``autoscaling/v2`` where served (Kubernetes 1.23+), else ``autoscaling/v2beta2``. Asked once."""
         if self._autoscaling is None:
@@ -90,7 +100,7 @@ class Kube:
 
     # --- writes ----------------------------------------------------------------------------------------------------
 
-    def apply(self, obj: dict[str, Any]) -> None:
+    def apply(self, obj: dict[str, Any], plural: str | None = None) -> None:
         meta = obj["metadata"]
         options = dict(field_manager=FIELD_MANAGER, force=True, _content_type=APPLY)
         if obj["apiVersion"] == "v1":
@@ -99,8 +109,14 @@ class Kube:
             return
         group, version = _group_version(obj["apiVersion"])
         self._custom.patch_namespaced_custom_object(
-            group, version, meta["namespace"], _PLURALS[obj["kind"]], meta["name"], obj, **options
+            group, version, meta["namespace"], plural or _PLURALS[obj["kind"]], meta["name"], obj, **options
         )
+
+    def merge_patch(self, api_version: str, plural: str, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """A JSON merge patch (a ``metadata.resourceVersion`` in ``body`` makes it conditional: 409 if stale)."""
+        group, version = _group_version(api_version)
+        self._custom.patch_namespaced_custom_object(group, version, namespace, plural, name, body,
+                                                    _content_type=MERGE)
 
     def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set only the replicas of a Deployment. Not an apply: an apply body without the template would make
@@ -109,14 +125,16 @@ class Kube:
             "apps", "v1", namespace, "deployments", name, {"spec": {"replicas": replicas}}, _content_type=MERGE
         )
 
-    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
+    def delete(self, api_version: str, kind: str, namespace: str, name: str, uid: str | None = None,
+               plural: str | None = None) -> bool:
         """Delete one object (only the one with ``uid`` if given); False if it was already gone."""
         body: dict[str, Any] = {"propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
         group, version = _group_version(api_version)
         try:
-            self._custom.delete_namespaced_custom_object(group, version, namespace, _PLURALS[kind], name, body=body)
+            self._custom.delete_namespaced_custom_object(group, version, namespace, plural or _PLURALS[kind], name,
+                                                         body=body)
         except ApiException as exc:
             if exc.status in (404, 409):
                 return False
