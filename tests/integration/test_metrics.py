@@ -22,7 +22,7 @@ import aiohttp
 import pytest
 from modelpilot.api.strategy import MetricCheck
 from modelpilot.metrics import MetricProvider, PrometheusProvider
-from modelpilot.rollout.measurement import CheckMeasurement, QueryContext
+from modelpilot.rollout.measurement import CheckMeasurement, Measurement, QueryContext
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +170,10 @@ async def test_a_revision_without_traffic_is_no_data(provider, exporter, prometh
     samples = 0.0 if revision == "idle" else None  # the unknown revision has no series at all
     for c in (check(latency={"max": "100ms"}), check(errorRate={"max": 0.01}), check(accuracy={"min": 0.9})):
         m = await provider.measure(c, ctx(model, revision=revision, stable=None))
-        assert m.canary == type(m.canary)(value=None, samples=samples, error=None), c
+        assert m.canary == Measurement(value=None, samples=samples, error=None), c
+    # Relative to a stable revision that does not exist: no data to compare with, not a provider error.
+    relative = await provider.measure(check(errorRate={"maxIncreaseOverStable": "1%"}), ctx(model, stable=None))
+    assert relative.stable == Measurement()
 
 
 async def test_prometheus_outage_is_an_error_and_values_return(provider, exporter, prometheus) -> None:

@@ -71,8 +71,9 @@ class PrometheusProvider:
     async def measure(self, check: MetricCheck, ctx: QueryContext) -> CheckMeasurement:
         """Measure ``check`` for ``ctx.revision`` and, for relative bounds, for ``ctx.stable_revision``.
 
-        A relative check without a stable revision gets ``stable=Measurement(error=...)``: the verdict then says
-        Error rather than comparing against nothing.
+        A relative check without a stable revision gets ``stable=Measurement()``: no data to compare with, which the
+        verdict treats as such. Not an error: Prometheus is fine, and ``onProviderError: Fail`` must not roll a
+        release back for it.
         """
         at = self.clock()
         try:
@@ -83,7 +84,7 @@ class PrometheusProvider:
             return CheckMeasurement(canary=await self._measure(canary_queries, at))
         if ctx.stable_revision is None:
             canary = await self._measure(canary_queries, at)
-            return CheckMeasurement(canary, Measurement(error="no stable revision to compare with"))
+            return CheckMeasurement(canary, Measurement())
         stable_queries = check_queries(check, ctx, ctx.stable_revision)
         canary, stable = await asyncio.gather(self._measure(canary_queries, at), self._measure(stable_queries, at))
         return CheckMeasurement(canary, stable)
