@@ -3,7 +3,7 @@ PYTHON ?= $(CURDIR)/.venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: help venv test check unit integration model-server crds lint bench-operator clean
+.PHONY: help venv test check unit integration model-server chart crds lint bench-operator clean
 
 help:
 	@echo "make venv          create .venv with the project and its dev/server extras"
@@ -12,6 +12,7 @@ help:
 	@echo "make unit          pure unit tests and doctests"
 	@echo "make integration   the operator against a real kube-apiserver started on 127.0.0.1"
 	@echo "make model-server  model server tests (starts its own redis-server)"
+	@echo "make chart         Helm chart: lint, render in both RBAC modes and validate, RBAC, alert rules, CRD copy"
 	@echo "make crds          regenerate crds/ and the chart's copy from the API models"
 
 $(VENV_STAMP): pyproject.toml
@@ -36,7 +37,10 @@ integration: venv
 model-server: venv
 	$(PYTEST) tests/model_server -q
 
-test: check unit model-server integration
+chart: venv
+	PYTHON=$(PYTHON) bash charts/check.sh
+
+test: check unit model-server chart integration
 
 crds: venv
 	$(PYTHON) -m modelpilot.api.crdgen --write
