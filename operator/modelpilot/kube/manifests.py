@@ -10,32 +10,17 @@ import copy
 from typing import Any
 
 from modelpilot.api import API_VERSION, KIND, ModelDeploymentSpec
-from modelpilot.api.constants import LABEL_MANAGED_BY, LABEL_MODEL, LABEL_REVISION, MANAGED_BY, SERVER_CONTAINER
+from modelpilot.api.constants import LABEL_MODEL, LABEL_REVISION, SERVER_CONTAINER
+from modelpilot.api.refs import model_labels, owner_reference
 from modelpilot.rollout.revision import revision_of
 
 SERVICE_PORT = 80
 PORT_NAME = "http"
 
 
-def model_labels(name: str) -> dict[str, str]:
-    return {LABEL_MODEL: name, LABEL_MANAGED_BY: MANAGED_BY}
-
-
 def selector_string(name: str) -> str:
     """The label selector of all the model's pods, as the scale subresource reports it."""
     return f"{LABEL_MODEL}={name}"
-
-
-def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
-    meta = owner["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def _metadata(owner: dict[str, Any], name: str, labels: dict[str, str]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from modelpilot.api.status import Phase
 from modelpilot.rollout.conditions import DEGRADED, PROGRESSING, READY, Cond, merge_conditions
 from modelpilot.rollout.plan import Plan
 from modelpilot.rollout.release import Decision
-from modelpilot.rollout.state import Observed
+from modelpilot.rollout.state import Observed, RevisionState
 
 
 def _ready(serving: str | None, replicas: int, observed: Observed) -> Cond:
@@ -79,19 +79,9 @@ def compute_status(
         progressing = Cond(PROGRESSING, "False", "RolloutComplete", f"revision {serving} serves")
         degraded = ok
 
-    desired = observed.get(plan.desired) if plan else None
-    return {
-        "observedGeneration": generation,
-        "phase": phase.value,
-        "stableRevision": serving,
-        "replicas": observed.current,
-        "readyReplicas": observed.ready,
-        "updatedReplicas": desired.current if desired else 0,
-        "selector": selector,
-        "conditions": merge_conditions(
-            previous.get("conditions") or [], [ready, progressing, degraded], generation=generation, now=now
-        ),
-    }
+    fields = {"stableRevision": serving}
+    return _assemble(phase.value, fields, (ready, progressing, degraded), observed.get(plan.desired) if plan else None,
+                     selector=selector, generation=generation, previous=previous, observed=observed, now=now)
 
 
 def release_status(
@@ -114,16 +104,22 @@ def release_status(
     progressing = Cond(PROGRESSING, *(decision.progressing or ("False", "RolloutComplete", f"revision {serving} "
                                                                                            "serves")))
     degraded = Cond(DEGRADED, *(decision.degraded or ("False", "AsExpected", "no failure observed")))
-    state = observed.get(desired)
+    return _assemble(phase, decision.release.to_status(), (ready, progressing, degraded), observed.get(desired),
+                     selector=selector, generation=generation, previous=previous, observed=observed, now=now)
+
+
+def _assemble(phase: str, fields: dict[str, Any], conditions: tuple[Cond, ...], desired: RevisionState | None, *,
+              selector: str, generation: int | None, previous: dict[str, Any], observed: Observed,
+              now: datetime) -> dict[str, Any]:
+    """The status document: phase, the decision's own fields, counts over every revision, and conditions."""
     return {
         "observedGeneration": generation,
         "phase": phase,
-        **decision.release.to_status(),
+        **fields,
         "replicas": observed.current,
         "readyReplicas": observed.ready,
-        "updatedReplicas": state.current if state else 0,
+        "updatedReplicas": desired.current if desired else 0,
         "selector": selector,
-        "conditions": merge_conditions(
-            previous.get("conditions") or [], [ready, progressing, degraded], generation=generation, now=now
-        ),
+        "conditions": merge_conditions(previous.get("conditions") or [], list(conditions), generation=generation,
+                                       now=now),
     }

@@ -20,15 +20,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from modelpilot.api.refs import model_labels, owner_reference
 from modelpilot.traffic.router import (
     Current,
     ObjectRef,
     Split,
     TargetInvalid,
     Write,
-    model_labels,
     owned_by,
-    owner_reference,
     require,
 )
 

@@ -8,22 +8,10 @@ with 3 pods the reachable weights are 0, 33, 67 and 100.
 
 from __future__ import annotations
 
-from typing import Any
-
-from modelpilot.traffic.router import Current, ObjectRef, Split, Write
+from modelpilot.traffic.noop import NoopRouter
 
 
-class ReplicasRouter:
+class ReplicasRouter(NoopRouter):
+    """Writes and verifies nothing, like the no-op router, but asks for the weight as a replica split."""
+
     by_replicas = True
-
-    def targets(self) -> list[ObjectRef]:
-        return []
-
-    def writes(self, current: Current, split: Split, owner: dict[str, Any]) -> list[Write]:
-        return []
-
-    def verify(self, current: Current, split: Split) -> bool | None:
-        return None
-
-    def cleanup(self, current: Current, split: Split, owner: dict[str, Any]) -> list[Write]:
-        return []

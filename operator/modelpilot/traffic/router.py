@@ -44,8 +44,6 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from modelpilot.api.constants import API_VERSION, KIND, LABEL_MANAGED_BY, LABEL_MODEL, MANAGED_BY
-
 Mode = Literal["merge", "apply", "delete"]
 
 STABLE_SUFFIX = "-stable"
@@ -180,26 +178,9 @@ def require(current: Current, ref: ObjectRef) -> dict[str, Any]:
     return obj
 
 
-def owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
-    """The controller reference to the ModelDeployment ``owner`` (a dict as read from the API)."""
-    meta = owner["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
 def owned_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
     uid = owner["metadata"]["uid"]
     return any(r.get("uid") == uid for r in obj.get("metadata", {}).get("ownerReferences") or [])
-
-
-def model_labels(name: str) -> dict[str, str]:
-    return {LABEL_MODEL: name, LABEL_MANAGED_BY: MANAGED_BY}
 
 
 def merge_patch(ref: ObjectRef, obj: dict[str, Any], spec: dict[str, Any]) -> Write:
