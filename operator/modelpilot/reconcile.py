@@ -51,6 +51,7 @@ class PassResult:
     events: list[Event] = field(default_factory=list)
     wrote_status: bool = False
     requeue_after: float | None = None  # when the release wants another pass (pause end, next analysis run)
+    checks: list[tuple[str, str]] = field(default_factory=list)  # (check, verdict) of an analysis run this pass
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "spec") -> str:
@@ -101,6 +102,7 @@ def reconcile(
                   observed=observed, now=now)
     events: list[Event] = []
     requeue: float | None = None
+    results: list[CheckResult] | None = None
 
     try:
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
@@ -139,11 +141,13 @@ def reconcile(
             status = release_status(decision=d, desired=revision, replicas=spec.replicas, **common)
         _apply_autoscaling(body, spec, kube)
 
-    events.extend(_condition_events(previous, status))
+    said = {reason for _, reason, _ in events}  # a decision's own Event (e.g. RolledBack) is not repeated
+    events.extend(e for e in _condition_events(previous, status) if e[1] not in said)
     changed = any(previous.get(k) != v for k, v in status.items())
     if changed:
         kube.patch_status(namespace, name, status)
-    return PassResult(status=status, events=events, wrote_status=changed, requeue_after=requeue)
+    checks = [(r.name, r.verdict.value) for r in results or ()]
+    return PassResult(status=status, events=events, wrote_status=changed, requeue_after=requeue, checks=checks)
 
 
 def _analyse(spec: ModelDeploymentSpec, release: Release, revision: str, namespace: str, measure: Measure | None,

@@ -93,7 +93,7 @@ def test_healthy_canary_is_promoted_through_all_steps(cluster, exporter):
     wait_for(lambda: "Promoted" in {r for r, _ in events(cluster, name)}, what="a Promoted event")
 
 
-def test_latency_regression_is_rolled_back(cluster, exporter):
+def test_latency_regression_is_rolled_back(cluster, exporter, operator):
     name = "slow"
     with Kubelet(cluster, name):
         stable, can, *_ = release(cluster, exporter, name, canary_profile=SLOW,
@@ -112,6 +112,17 @@ def test_latency_regression_is_rolled_back(cluster, exporter):
     assert cluster.deployments(name)[stable].spec.replicas == 4
     wait_for(lambda: {"AnalysisFailed", "RolledBack"} <= {r for r, _ in events(cluster, name)},
              what="AnalysisFailed and RolledBack events")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def sample(metric: str, **labels: str) -> float:
+        for family in text_string_to_metric_families(operator.metrics()):
+            for s in family.samples:
+                if s.name == metric and s.labels == {"namespace": cluster.ns, "name": name, **labels}:
+                    return s.value
+        raise AssertionError(f"no sample {metric} {labels}")
+
+    assert sample("modelpilot_release_outcomes_total", outcome="RolledBack") == 1
+    assert sample("modelpilot_analysis_checks_total", check="p99", verdict="Fail") >= 1
 
 
 def test_accuracy_regression_waits_for_min_feedback(cluster, exporter):

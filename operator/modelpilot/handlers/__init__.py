@@ -93,6 +93,7 @@ def run_pass(rt: Runtime, namespace: str, name: str, trigger: str) -> PassResult
                                 measure=rt.measure if rt.provider else None)
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
+        rt.metrics.observe_pass(namespace, name, outcome.status, outcome.events, outcome.checks)
         return outcome
     except Exception as exc:
         result = "error"
@@ -163,6 +164,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
     @kopf.on.delete(**resource, id="forget", optional=True)
     def on_delete(namespace: str, name: str, memo: Any, **_: Any) -> None:
         memo.runtime.forget(namespace, name)  # the children go by owner references
+        memo.runtime.metrics.forget(namespace, name)
 
     @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
     def on_child(namespace: str, meta: Any, memo: Any, type: str | None, **_: Any) -> None:
