@@ -3,8 +3,8 @@
 Covered: promote / abort / retry set ``modelpilot.io/action`` to ``"<verb>:<unique id>"`` (a new id every time);
 pause / resume flip ``spec.paused``; ``status`` renders the object with a status written through the status
 subresource; ``watch --until-done`` follows the object through a real watch stream and exits 0 when the release
-ends Healthy; a missing object is a kubectl-style NotFound with exit code 1. The operator is not running here, so
-nothing consumes the requests: the test sees exactly what the plugin wrote.
+ends Healthy; a missing object is a kubectl-style NotFound with exit code 1. The session's operator is stopped for
+this module, so nothing consumes the requests: the test sees exactly what the plugin wrote.
 """
 
 from __future__ import annotations
@@ -46,8 +46,18 @@ def plugin(kubeconfig: Path, *args: str, timeout: float = 60) -> subprocess.Comp
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+@pytest.fixture(scope="module")
+def operator_stopped(operator):
+    """No operator while these tests run (it would act on the objects); running again afterwards."""
+    operator.stop()
+    try:
+        yield
+    finally:
+        operator.start()
+
+
 @pytest.fixture
-def md(kubectl, crd, namespace: str) -> str:
+def md(kubectl, crd, namespace: str, operator_stopped) -> str:
     body = model_deployment(NAME, strategy={"canary": {"steps": [{"setWeight": 10}, {"pause": {}},
                                                                   {"setWeight": 50}]}})
     kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(body), check=True)
