@@ -72,7 +72,7 @@ class Bench:
     def release(self, cluster: Cluster, name: str, body_spec: dict, stable_profile: dict, canary_profile: dict):
         cluster.create(model_deployment(name, **body_spec))
         stable = wait_for(lambda: cluster.status(name).get("phase") == "Healthy" and
-                          cluster.status(name)["stableRevision"], timeout=60, what="stable")
+                          cluster.status(name)["stableRevision"], timeout=120, what="stable")
         self.exporter(name, stable, stable_profile)
         before = set(cluster.deployments(name))
         cluster.patch_spec(name, {"model": {"version": "2"}})
