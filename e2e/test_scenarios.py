@@ -27,7 +27,7 @@ LABEL_REVISION = "modelpilot.io/revision"
 MODEL = "iris"
 RATE = 12.0  # requests a second during releases (2 cores for the whole cluster)
 INTERVAL = "10s"
-LATENCY_MAX = "100ms"
+LATENCY_MAX = "200ms"  # the good model: p99 under 100 ms here; the 2000-tree forest: 250-500 ms
 CHECKS = [
     {"name": "p99-latency", "latency": {"quantile": 0.99, "max": LATENCY_MAX}},
     {"name": "errors", "errorRate": {"max": 0.05}},
