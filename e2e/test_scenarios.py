@@ -405,6 +405,8 @@ def test_g_kubectl_scale_and_hpa(env: ClusterEnv, results: Results) -> None:
 def test_h_helm_upgrade_and_uninstall_leave_the_cluster_clean(env: ClusterEnv, helm_values: list[str],
                                                                results: Results) -> None:
     chart = str(Path(__file__).resolve().parents[1] / "charts" / "modelpilot")
+    apply(env, model_deployment(env, "iris-upgrade", "1", replicas=1))
+    wait_healthy(env, "iris-upgrade", 1)
     old = operator_pods(env)[0]["metadata"]["name"]
     start = time.monotonic()
     env.helm("upgrade", RELEASE, chart, "--namespace", OPERATOR_NS, *helm_values, "--set", "logLevel=DEBUG",
@@ -414,8 +416,8 @@ def test_h_helm_upgrade_and_uninstall_leave_the_cluster_clean(env: ClusterEnv, h
     container_env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
     assert container_env.get("MODELPILOT_LOG_LEVEL") == "DEBUG", container_env
     # The upgraded operator still reconciles.
-    env.kubectl("scale", "modeldeployment/iris-bg", "-n", E2E_NS, "--replicas=3")
-    wait_healthy(env, "iris-bg", 3)
+    env.kubectl("scale", "modeldeployment/iris-upgrade", "-n", E2E_NS, "--replicas=2")
+    wait_healthy(env, "iris-upgrade", 2)
     # Remove the workloads while the operator runs (its finalizer), then the release.
     manifest = env.helm("get", "manifest", RELEASE, "--namespace", OPERATOR_NS).stdout
     env.kubectl("delete", "modeldeployments", "--all", "-n", E2E_NS, "--timeout=120s")
@@ -432,7 +434,8 @@ def test_h_helm_upgrade_and_uninstall_leave_the_cluster_clean(env: ClusterEnv, h
                                check=False).returncode != 0 for kind, name, ns in objects)
 
     wait_for(gone, timeout=120, what="every object of the release deleted")
-    wait_for(lambda: not operator_pods(env), timeout=120, what="the operator pod gone")
+    wait_for(lambda: not env.json("get", "pods", "-n", OPERATOR_NS)["items"], timeout=120,
+             what="the operator pod gone (terminated, not only terminating)")
     results.scenario("test_h_helm_upgrade_and_uninstall_leave_the_cluster_clean", upgrade_s=round(upgraded, 1),
                      uninstall_s=round(time.monotonic() - start, 1), release_objects=len(objects))
     assert env.helm("list", "-A", "-q").stdout.strip() == ""
