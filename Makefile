@@ -50,3 +50,9 @@ bench-operator: venv
 
 clean:
 	rm -rf .venv .pytest_cache
+
+# End-to-end scenarios on a real cluster: the local one of e2e/cluster/up.sh (brought up, and down again, by the
+# session; root needed), or the one E2E_KUBECONFIG names. Not part of `make test`.
+.PHONY: e2e
+e2e: venv
+	$(PYTEST) e2e --e2e -q -rA

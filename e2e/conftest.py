@@ -215,11 +215,17 @@ def cluster_env(request: pytest.FixtureRequest) -> Iterator[ClusterEnv]:
     try:
         yield env
     finally:
+        guard = subprocess.run(["bash", str(SCRIPTS / "net_guard.sh"), "counters"], capture_output=True, text=True,
+                               check=False).stdout
+        drops = sum(int(line.split("counter packets")[1].split()[0]) for line in guard.splitlines()
+                    if "counter packets" in line)
+        RESULTS.phase("guard: packets that tried to leave (must be 0)", drops)
         if os.environ.get("E2E_KEEP") != "1" and not reused:
             start = time.monotonic()
             subprocess.run(["bash", str(SCRIPTS / "down.sh"), str(run_dir)], capture_output=True, text=True,
                            timeout=600, check=False)
             RESULTS.phase("cluster down (host restored)", time.monotonic() - start)
+        assert drops == 0, f"the network guard dropped {drops} packets that tried to leave:\n{guard}"
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ if [ -n "${E2E_KUBECONFIG:-}" ]; then
   exit 0
 fi
 RUN=${1:-${MODELPILOT_E2E_RUN:-/tmp/modelpilot-e2e}}
-exec 3>&1 1>&2   # progress to stderr, the answer to stdout
+exec 3>&1 1>&2   # progress to stderr, the answer to stdout (fd 3: closed for every daemon, or a caller
+                 # reading our stdout would wait for them)
 API_IP=198.18.255.1; API_PORT=16443; POD_CIDR=198.18.0.0/24; SVC_CIDR=198.19.0.0/24; BR=mpbr0
 PROM_PORT=19090; SD_PORT=19091
 T0=$(date +%s.%N)
@@ -81,22 +82,22 @@ chmod 600 kubeconfig
 K="$KUBECTL --kubeconfig $RUN/kubeconfig"
 etcd --name n1 --data-dir etcd --listen-client-urls http://127.0.0.1:22379 --advertise-client-urls http://127.0.0.1:22379 \
   --listen-peer-urls http://127.0.0.1:22380 --initial-advertise-peer-urls http://127.0.0.1:22380 \
-  --initial-cluster n1=http://127.0.0.1:22380 > etcd.log 2>&1 & echo $! >> pids
+  --initial-cluster n1=http://127.0.0.1:22380 > etcd.log 2>&1 3>&- & echo $! >> pids
 # apiserver binds ONLY 198.18.255.1 (on lo) and advertises it -> endpoints of Service default/kubernetes (198.19.0.1:443).
 # Node,RBAC: the chart's RBAC is what the operator gets.
 "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:22379 --bind-address=$API_IP --advertise-address=$API_IP \
   --secure-port=$API_PORT --insecure-port=0 --cert-dir=certs --token-auth-file=tokens.csv --authorization-mode=Node,RBAC \
   --service-cluster-ip-range=$SVC_CIDR --service-account-issuer=https://kubernetes.default.svc \
   --service-account-key-file=sa.pub --service-account-signing-key-file=sa.key --api-audiences=https://kubernetes.default.svc \
-  --kubelet-preferred-address-types=InternalIP --anonymous-auth=false --profiling=false > apiserver.log 2>&1 & echo $! >> pids
+  --kubelet-preferred-address-types=InternalIP --anonymous-auth=false --profiling=false > apiserver.log 2>&1 3>&- & echo $! >> pids
 waitfor apiserver curl -skf -H "Authorization: Bearer $TOKEN" https://$API_IP:$API_PORT/readyz
 say "apiserver ready"
 "$BIN/kube-controller-manager" --kubeconfig=kubeconfig --leader-elect=false --bind-address=127.0.0.1 --port=0 --secure-port=0 \
   --controllers=garbagecollector,deployment,replicaset,namespace,horizontalpodautoscaling,serviceaccount,serviceaccount-token,endpoint,endpointslice,endpointslicemirroring,clusterrole-aggregation \
   --horizontal-pod-autoscaler-sync-period=5s --use-service-account-credentials=false \
-  --service-account-private-key-file=sa.key --root-ca-file=certs/apiserver.crt > kcm.log 2>&1 & echo $! >> pids
+  --service-account-private-key-file=sa.key --root-ca-file=certs/apiserver.crt > kcm.log 2>&1 3>&- & echo $! >> pids
 "$BIN/kube-scheduler" --kubeconfig=kubeconfig --leader-elect=false --bind-address=127.0.0.1 --port=0 --secure-port=0 \
-  > scheduler.log 2>&1 & echo $! >> pids
+  > scheduler.log 2>&1 3>&- & echo $! >> pids
 # containerd CRI with the CNI bridge network. No default route in pods: only 198.18.0.0/15 via the bridge gateway.
 containerd config default | sed -e "s#^root = .*#root = \"$RUN/ctrd/root\"#" -e "s#^state = .*#state = \"$RUN/ctrd/state\"#" \
   -e "s#  address = \"/run/containerd/containerd.sock\"#  address = \"$RUN/ctrd/containerd.sock\"#" \
@@ -116,7 +117,7 @@ cat > ctrd/cni/10-mppods.conflist <<CNI
   ]
 }
 CNI
-containerd --config ctrd/config.toml > containerd.log 2>&1 & echo $! >> pids
+containerd --config ctrd/config.toml > containerd.log 2>&1 3>&- & echo $! >> pids
 waitfor containerd test -S ctrd/containerd.sock
 for t in "$PAUSE_TAR" "$OPERATOR_TAR" "$SERVER_TAR"; do
   ctr -a ctrd/containerd.sock -n k8s.io images import "$t" >/dev/null
@@ -147,12 +148,12 @@ KY
 "$H/net_guard.sh" check >> net_guard.log || { echo "GUARD CHECK FAILED: kubelet not started"; exit 1; }
 env AWS_EC2_METADATA_DISABLED=true "$BIN/kubelet" --config=kubelet.yaml --kubeconfig=kubeconfig --container-runtime=remote \
   --container-runtime-endpoint="unix://$RUN/ctrd/containerd.sock" --root-dir="$RUN/kubelet" --cert-dir="$RUN/kubelet/pki" \
-  --hostname-override=node1 --node-ip=$API_IP --pod-infra-container-image="$PAUSE_IMAGE" > kubelet.log 2>&1 & echo $! >> pids
+  --hostname-override=node1 --node-ip=$API_IP --pod-infra-container-image="$PAUSE_IMAGE" > kubelet.log 2>&1 3>&- & echo $! >> pids
 # kube-proxy, iptables mode. conntrack/sysctl tuning disabled (0 = leave as is); NodePorts only on 198.18.255.1.
 "$BIN/kube-proxy" --kubeconfig=kubeconfig --proxy-mode=iptables --cluster-cidr=$POD_CIDR --hostname-override=node1 \
   --bind-address=$API_IP --healthz-bind-address=127.0.0.1:10256 --metrics-bind-address=127.0.0.1:10249 \
   --nodeport-addresses=$API_IP/32 --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 \
-  --conntrack-tcp-timeout-close-wait=0 > kube-proxy.log 2>&1 & echo $! >> pids
+  --conntrack-tcp-timeout-close-wait=0 > kube-proxy.log 2>&1 3>&- & echo $! >> pids
 waitfor "node registration" $K get node node1
 $K wait --for=condition=Ready node/node1 --timeout=90s >/dev/null
 $K taint nodes node1 node.kubernetes.io/not-ready:NoSchedule- >/dev/null 2>&1 || true  # no nodelifecycle controller
@@ -179,9 +180,9 @@ scrape_configs:
       - {source_labels: [__meta_kubernetes_pod_name], target_label: pod}
 Y
 promtool check config prom/prometheus.yml >/dev/null
-python3 "$H/prom/k8s_http_sd.py" $SD_PORT "https://$API_IP:$API_PORT" prom/token > prom/http_sd.log 2>&1 & echo $! >> pids
+python3 "$H/prom/k8s_http_sd.py" $SD_PORT "https://$API_IP:$API_PORT" prom/token > prom/http_sd.log 2>&1 3>&- & echo $! >> pids
 prometheus --config.file=prom/prometheus.yml --storage.tsdb.path=prom/data --web.listen-address=$API_IP:$PROM_PORT \
-  --storage.tsdb.retention.time=6h --log.level=warn > prom/prometheus.log 2>&1 & echo $! >> pids
+  --storage.tsdb.retention.time=6h --log.level=warn > prom/prometheus.log 2>&1 3>&- & echo $! >> pids
 waitfor prometheus curl -sf http://$API_IP:$PROM_PORT/-/ready
 "$H/net_guard.sh" check >> net_guard.log || { echo "GUARD CHECK FAILED after start"; exit 1; }
 
