@@ -71,6 +71,14 @@ class StatusWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._follow()
+            except Exception as exc:  # a broken stream is replaced; the initial listing catches up on what it missed
+                print(f"watch restarted after {type(exc).__name__}: {exc}", file=sys.stderr)
+                time.sleep(0.1)
+
+    def _follow(self) -> None:
         w = watch.Watch()
         while not self._stop.is_set():
             for event in w.stream(self._custom.list_namespaced_custom_object, GROUP, VERSION, self._ns, PLURAL,
@@ -147,9 +155,12 @@ def main() -> None:
             procs.append(proc.terminate)
             return proc.pid
 
+        operators: list[OperatorProcess] = []
+
         def start_modelpilot() -> int:
             op = OperatorProcess(cp.kubeconfig_path, Path(tmp), resync_seconds=30).start()
             procs.append(op.stop)
+            operators.append(op)
             return op.process.pid
 
         results = {}
@@ -157,6 +168,10 @@ def main() -> None:
             results["kopf minimal (baseline)"] = run_one("baseline", start_baseline, api, args.creates, args.gap)
             procs.pop()()
             results["modelpilot"] = run_one("modelpilot", start_modelpilot, api, args.creates, args.gap)
+        except Exception:
+            for op in operators:
+                print(f"operator log (tail):\n{op.tail(40)}", file=sys.stderr)
+            raise
         finally:
             for stop in procs:
                 stop()

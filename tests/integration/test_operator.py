@@ -228,3 +228,13 @@ def test_operator_exports_its_metrics(cluster: Cluster, operator):
     text = wait_for(lambda: (t := operator.metrics()) and "modelpilot_operator_reconcile_total{" in t and t,
                     what="reconcile metrics")
     assert "modelpilot_operator_reconcile_duration_seconds_bucket" in text
+
+
+def test_many_model_deployments_are_all_reconciled(cluster: Cluster):
+    """More objects than the operator has worker threads: each has a long-lived release loop, and none of them may
+    starve the handlers of the others."""
+    names = [f"many{i}" for i in range(20)]
+    for name in names:
+        cluster.create(model_deployment(name))
+    wait_for(lambda: all(cluster.status(n).get("observedGeneration") == 1 for n in names), timeout=60,
+             what="a status on every object")

@@ -145,11 +145,13 @@ def register(registry: kopf.OperatorRegistry) -> None:
         _retrying(memo.runtime, namespace, name, str(reason))
 
     @kopf.daemon(**resource, id="loop", cancellation_timeout=5.0)
-    def loop(namespace: str, name: str, memo: Any, stopped: Any, **_: Any) -> None:
+    async def loop(namespace: str, name: str, memo: Any, stopped: Any, **_: Any) -> None:
+        # Async on purpose: a synchronous daemon would hold one of kopf's worker threads for the object's whole
+        # life, and the pool would run dry after a handful of ModelDeployments. The pass itself runs in a thread.
         rt: Runtime = memo.runtime
         while not stopped:
             try:
-                outcome = run_pass(rt, namespace, name, "loop")
+                outcome = await asyncio.to_thread(run_pass, rt, namespace, name, "loop")
             except ApiException as exc:
                 log.warning("pass for %s/%s failed: %s", namespace, name, api_error(exc))
                 delay = RETRY_DELAY_SECONDS
@@ -159,7 +161,7 @@ def register(registry: kopf.OperatorRegistry) -> None:
             else:
                 wanted = outcome.requeue_after if outcome and outcome.requeue_after is not None else rt.resync_seconds
                 delay = min(max(wanted, MIN_LOOP_SECONDS), rt.resync_seconds)
-            stopped.wait(delay)
+            await stopped.wait(delay)
 
     @kopf.on.delete(**resource, id="forget", optional=True)
     def on_delete(namespace: str, name: str, memo: Any, **_: Any) -> None:
