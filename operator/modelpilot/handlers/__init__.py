@@ -1,15 +1,17 @@
 """kopf wiring, and nothing else: every handler hands over to ``modelpilot.reconcile``.
 
-Triggers of one and the same level-based pass:
-- create / update / resume of a ModelDeployment (an update includes the action annotation of the kubectl plugin),
-- any event of a Deployment the operator manages (a revision that becomes available is acted on at once),
-- a per-object daemon that runs a pass whenever the release asks for one (pause end, next analysis run) and at least
-  every ``resync_seconds``, which also repairs drift nobody told us about. kopf retries a failed handler after 60 s by
-  default, far too slow for a rollback; the daemon's own loop sets the pace instead.
+Every pass of one ModelDeployment runs in its own daemon (one async task per object), so passes of an object never
+overlap and bursts coalesce. The daemon runs a pass:
+- when it starts (the object was created, or the operator (re)started and resumes it),
+- when it is poked: an update of the ModelDeployment (spec, or the kubectl plugin's action annotation), or any event
+  of a Deployment it owns (a revision that becomes available is acted on at once); pokes that arrive during a pass
+  make one more pass, not one each,
+- when the release asks for one (pause end, next analysis run), and at least every ``resync_seconds``, which also
+  repairs drift nobody told us about. kopf retries a failed handler after 60 s by default, far too slow for a
+  rollback; the daemon sets its own pace, and retries a failed pass after a few seconds.
 
-Passes for one object are serialised by a per-object lock (kopf serialises handlers per object, but a Deployment's
-event is another object's). Each pass reads the ModelDeployment fresh from the API inside the lock, so the status it
-builds on is the one the previous pass wrote.
+Each pass reads the ModelDeployment fresh from the API, so the status it builds on is the one the previous pass
+wrote.
 
 Handlers are synchronous (kopf runs them in its thread pool, as the Kubernetes client is synchronous); the Prometheus
 provider is asynchronous and lives on kopf's event loop: ``Runtime.measure`` bridges the two.
@@ -20,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -56,16 +56,14 @@ class Runtime:
     resync_seconds: float = 30.0
     provider: PrometheusProvider | None = None
     loop: asyncio.AbstractEventLoop | None = None
-    _locks: defaultdict[tuple[str, str], threading.Lock] = field(default_factory=lambda: defaultdict(threading.Lock))
-    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
 
-    def lock(self, namespace: str, name: str) -> threading.Lock:
-        with self._guard:
-            return self._locks[(namespace, name)]
+    def wakeup(self, namespace: str, name: str) -> asyncio.Event:
+        """The event that wakes the object's daemon (on the event loop only)."""
+        return self._wakeups.setdefault((namespace, name), asyncio.Event())
 
     def forget(self, namespace: str, name: str) -> None:
-        with self._guard:
-            self._locks.pop((namespace, name), None)
+        self._wakeups.pop((namespace, name), None)
 
     def measure(self, analysis: AnalysisSpec, ctx: QueryContext) -> list[CheckMeasurement]:
         """Measure every check of ``analysis`` concurrently on the event loop; called from a handler thread."""
@@ -84,13 +82,12 @@ def run_pass(rt: Runtime, namespace: str, name: str, trigger: str) -> PassResult
     started = time.monotonic()
     result = "ok"
     try:
-        with rt.lock(namespace, name):
-            body = rt.kube.get_model_deployment(namespace, name)
-            if body is None or body["metadata"].get("deletionTimestamp"):
-                result = "gone"
-                return None
-            outcome = reconcile(body, kube=rt.kube, config=rt.config, now=datetime.now(timezone.utc),
-                                measure=rt.measure if rt.provider else None)
+        body = rt.kube.get_model_deployment(namespace, name)
+        if body is None or body["metadata"].get("deletionTimestamp"):
+            result = "gone"
+            return None
+        outcome = reconcile(body, kube=rt.kube, config=rt.config, now=datetime.now(timezone.utc),
+                            measure=rt.measure if rt.provider else None)
         for type_, reason, message in outcome.events:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
         rt.metrics.observe_pass(namespace, name, outcome.status, outcome.events, outcome.checks)
@@ -112,12 +109,14 @@ def api_error(exc: ApiException) -> str:
         return f"{exc.status} {exc.reason}"
 
 
-def _retrying(rt: Runtime, namespace: str, name: str, trigger: str) -> None:
+async def _sleep(wakeup: asyncio.Event, stopped: Any, seconds: float) -> None:
+    """Until ``seconds`` have passed, the object is poked, or its daemon is asked to stop."""
+    waiters = {asyncio.ensure_future(wakeup.wait()), asyncio.ensure_future(stopped.wait())}
     try:
-        run_pass(rt, namespace, name, trigger)
-    except ApiException as exc:
-        # The default kopf retry is 60 s: far too slow for a release. Conflicts and API hiccups retry soon.
-        raise kopf.TemporaryError(f"API error {api_error(exc)}", delay=RETRY_DELAY_SECONDS) from exc
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
@@ -138,20 +137,21 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if session is not None:
             await session.close()
 
-    @kopf.on.create(**resource, id="reconcile")
-    @kopf.on.update(**resource, id="reconcile")
-    @kopf.on.resume(**resource, id="reconcile")
-    def on_change(namespace: str, name: str, memo: Any, reason: str, **_: Any) -> None:
-        _retrying(memo.runtime, namespace, name, str(reason))
+    @kopf.on.update(**resource, id="poke")
+    async def on_update(namespace: str, name: str, memo: Any, **_: Any) -> None:
+        memo.runtime.wakeup(namespace, name).set()
 
     @kopf.daemon(**resource, id="loop", cancellation_timeout=5.0)
     async def loop(namespace: str, name: str, memo: Any, stopped: Any, **_: Any) -> None:
         # Async on purpose: a synchronous daemon would hold one of kopf's worker threads for the object's whole
         # life, and the pool would run dry after a handful of ModelDeployments. The pass itself runs in a thread.
         rt: Runtime = memo.runtime
+        wakeup = rt.wakeup(namespace, name)
+        trigger = "start"
         while not stopped:
+            wakeup.clear()  # a poke from now on makes one more pass
             try:
-                outcome = await asyncio.to_thread(run_pass, rt, namespace, name, "loop")
+                outcome = await asyncio.to_thread(run_pass, rt, namespace, name, trigger)
             except ApiException as exc:
                 log.warning("pass for %s/%s failed: %s", namespace, name, api_error(exc))
                 delay = RETRY_DELAY_SECONDS
@@ -161,19 +161,16 @@ def register(registry: kopf.OperatorRegistry) -> None:
             else:
                 wanted = outcome.requeue_after if outcome and outcome.requeue_after is not None else rt.resync_seconds
                 delay = min(max(wanted, MIN_LOOP_SECONDS), rt.resync_seconds)
-            await stopped.wait(delay)
+            await _sleep(wakeup, stopped, delay)
+            trigger = "poke" if wakeup.is_set() else "timer"
 
     @kopf.on.delete(**resource, id="forget", optional=True)
-    def on_delete(namespace: str, name: str, memo: Any, **_: Any) -> None:
+    async def on_delete(namespace: str, name: str, memo: Any, **_: Any) -> None:
         memo.runtime.forget(namespace, name)  # the children go by owner references
         memo.runtime.metrics.forget(namespace, name)
 
     @kopf.on.event("apps", "v1", "deployments", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
-    def on_child(namespace: str, meta: Any, memo: Any, type: str | None, **_: Any) -> None:
+    async def on_child(namespace: str, meta: Any, memo: Any, type: str | None, **_: Any) -> None:
         owners = [r for r in meta.get("ownerReferences", []) if r.get("kind") == KIND and r.get("controller")]
-        if type is None or not owners:
-            return  # the initial listing: the owners' resume handlers cover it
-        try:
-            run_pass(memo.runtime, namespace, owners[0]["name"], "child")
-        except ApiException as exc:
-            log.warning("pass for %s/%s after a child event failed: %s", namespace, owners[0]["name"], api_error(exc))
+        if type is not None and owners:  # type None: the initial listing, which the daemons' first passes cover
+            memo.runtime.wakeup(namespace, owners[0]["name"]).set()
