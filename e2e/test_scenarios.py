@@ -27,9 +27,13 @@ LABEL_REVISION = "modelpilot.io/revision"
 MODEL = "iris"
 RATE = 12.0  # requests a second during releases (2 cores for the whole cluster)
 INTERVAL = "10s"
-LATENCY_MAX = "200ms"  # the good model: p99 under 100 ms here; the 2000-tree forest: 250-500 ms
+# Seen here: the logistic regression answers in about 4 ms (p50) and under 100 ms (p99) on a busy 2-core machine; the
+# 2000-tree forest takes 130 ms or more a call. The median check keeps (c) decisive on a faster CPU too, where the
+# forest's p99 could fall under the p99 bound while its median stays far above the regression's.
+LATENCY_MAX = "200ms"
 CHECKS = [
     {"name": "p99-latency", "latency": {"quantile": 0.99, "max": LATENCY_MAX}},
+    {"name": "p50-latency", "latency": {"quantile": 0.5, "max": "50ms"}},
     {"name": "errors", "errorRate": {"max": 0.05}},
     {"name": "accuracy", "accuracy": {"min": 0.8, "minFeedback": 40}},
 ]
@@ -270,12 +274,15 @@ def test_c_canary_slower_v3_rolled_back_on_latency(env: ClusterEnv, results: Res
     finally:
         report = gen.stop()
     p99 = next((m for m in s["analysis"]["metrics"] if m["name"] == "p99-latency"), {})
+    p50 = next((m for m in s["analysis"]["metrics"] if m["name"] == "p50-latency"), {})
     results.scenario("test_c_canary_slower_v3_rolled_back_on_latency", load=summary(report),
                      failed_share=round(report.failed_share, 5), release_to_rollback_s=round(to_rollback, 1),
-                     canary_p99_s=p99.get("value"), steps=[f"{p}/{st}/{w}" for p, st, w in watcher.seen])
+                     canary_p99_s=p99.get("value"), canary_p50_s=p50.get("value"),
+                     steps=[f"{p}/{st}/{w}" for p, st, w in watcher.seen])
     assert s.get("rolledBackRevision") == canary and s["stableRevision"] == stable, s
-    assert p99.get("verdict") == "Fail", s["analysis"]
-    assert "p99-latency" in s["history"][0].get("reason", ""), s["history"]
+    assert "Fail" in (p99.get("verdict"), p50.get("verdict")), s["analysis"]
+    assert "latency" in s["history"][0].get("reason", ""), s["history"]
+    assert all(m["verdict"] != "Fail" for m in s["analysis"]["metrics"] if "latency" not in m["name"]), s["analysis"]
     assert service_selector(env, NAME).get(LABEL_REVISION) in (None, stable)
     assert report.failed_share <= 0.01, report.as_json()
     assert "3" in report.versions, report.versions  # the canary did serve before it was rolled back
