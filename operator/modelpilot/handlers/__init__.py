@@ -1,11 +1,10 @@
 """kopf wiring, and nothing else: every handler hands over to ``modelpilot.reconcile``.
 
-Every pass of one ModelDeployment runs in its own daemon (one async task per object), so passes of an object never
-overlap and bursts coalesce. The daemon runs a pass:
-- when it starts (the object was created, or the operator (re)started and resumes it),
-- when it is poked: an update of the ModelDeployment (spec, or the kubectl plugin's action annotation), or any event
-  of a Deployment it owns (a revision that becomes available is acted on at once); pokes that arrive during a pass
-  make one more pass, not one each,
+Passes of one object never overlap (a per-object asyncio lock) and bursts coalesce. A pass runs:
+- at once when the object is created or resumed (operator start), from kopf's create/resume handler,
+- from the object's daemon (one async task per object) when it is poked: an update of the ModelDeployment (spec, or
+  the kubectl plugin's action annotation), or any event of a Deployment it owns (a revision that becomes available
+  is acted on at once); pokes that arrive during a pass make one more pass, not one each,
 - when the release asks for one (pause end, next analysis run), and at least every ``resync_seconds``, which also
   repairs drift nobody told us about. kopf retries a failed handler after 60 s by default, far too slow for a
   rollback; the daemon sets its own pace, and retries a failed pass after a few seconds.
@@ -57,13 +56,20 @@ class Runtime:
     provider: PrometheusProvider | None = None
     loop: asyncio.AbstractEventLoop | None = None
     _wakeups: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     def wakeup(self, namespace: str, name: str) -> asyncio.Event:
         """The event that wakes the object's daemon (on the event loop only)."""
         return self._wakeups.setdefault((namespace, name), asyncio.Event())
 
+    async def run(self, namespace: str, name: str, trigger: str) -> PassResult | None:
+        """One pass, in a worker thread, never beside another pass of the same object."""
+        async with self._locks.setdefault((namespace, name), asyncio.Lock()):
+            return await asyncio.to_thread(run_pass, self, namespace, name, trigger)
+
     def forget(self, namespace: str, name: str) -> None:
         self._wakeups.pop((namespace, name), None)
+        self._locks.pop((namespace, name), None)
 
     def measure(self, analysis: AnalysisSpec, ctx: QueryContext) -> list[CheckMeasurement]:
         """Measure every check of ``analysis`` concurrently on the event loop; called from a handler thread."""
@@ -137,6 +143,15 @@ def register(registry: kopf.OperatorRegistry) -> None:
         if session is not None:
             await session.close()
 
+    @kopf.on.create(**resource, id="reconcile")
+    @kopf.on.resume(**resource, id="reconcile")
+    async def on_start(namespace: str, name: str, memo: Any, reason: str, **_: Any) -> None:
+        try:
+            await memo.runtime.run(namespace, name, str(reason))
+        except ApiException as exc:
+            # kopf's default retry is 60 s; the daemon passes again within resync_seconds anyway.
+            raise kopf.TemporaryError(f"API error {api_error(exc)}", delay=RETRY_DELAY_SECONDS) from exc
+
     @kopf.on.update(**resource, id="poke")
     async def on_update(namespace: str, name: str, memo: Any, **_: Any) -> None:
         memo.runtime.wakeup(namespace, name).set()
@@ -147,11 +162,12 @@ def register(registry: kopf.OperatorRegistry) -> None:
         # life, and the pool would run dry after a handful of ModelDeployments. The pass itself runs in a thread.
         rt: Runtime = memo.runtime
         wakeup = rt.wakeup(namespace, name)
-        trigger = "start"
+        await _sleep(wakeup, stopped, MIN_LOOP_SECONDS)  # the create/resume handler makes the first pass
+        trigger = "poke"
         while not stopped:
             wakeup.clear()  # a poke from now on makes one more pass
             try:
-                outcome = await asyncio.to_thread(run_pass, rt, namespace, name, trigger)
+                outcome = await rt.run(namespace, name, trigger)
             except ApiException as exc:
                 log.warning("pass for %s/%s failed: %s", namespace, name, api_error(exc))
                 delay = RETRY_DELAY_SECONDS
