@@ -154,6 +154,7 @@ docker save -o "$OUT.tmp/model-server.tar" "$SERVER_IMAGE"
 docker save -o "$OUT.tmp/pause.tar" "$PAUSE_IMAGE"
 rm -rf "$OUT.tmp/pause" "$OUT"; mv "$OUT.tmp" "$OUT"
 find "$D/out" -mindepth 1 -maxdepth 1 ! -name "$IMG_HASH" -exec rm -rf {} +   # older builds
+docker image prune -f >/dev/null   # their layers (the base and the newest images stay tagged)
 say "saved: $(du -sh "$OUT"/*.tar | awk '{printf "%s %s  ", $2, $1}')"
 
 # --- 6. example models, trained by the server image itself ---------------------------------------------------------
@@ -164,6 +165,7 @@ if [ ! -s "$MODELS/manifest.json" ]; then
     -v "$REPO/model-server/examples/train.py:/train.py:ro" --entrypoint /opt/modelpilot/bin/python "$SERVER_IMAGE" \
     /train.py /out --datasets iris --no-onnx --slow-trees "$SLOW_TREES" >&2
   chmod -R a+rX "$MODELS.tmp"; rm -rf "$MODELS"; mv "$MODELS.tmp" "$MODELS"
+  find "$CACHE/models" -mindepth 1 -maxdepth 1 ! -name "$MODELS_HASH" -exec rm -rf {} +   # up.sh copies, never links
 fi
 say "done"
 answer
