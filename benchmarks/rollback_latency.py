@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,11 +59,13 @@ class Bench:
     def __init__(self, api: k8s.ApiClient, prometheus: PrometheusServer, scratch: Path):
         self.api, self.prometheus, self.scratch = api, prometheus, scratch
         self.exporters: list[Exporter] = []
+        self._targets = threading.Lock()  # the target file is rewritten whole: one writer at a time
 
     def exporter(self, model: str, revision: str, profile: dict) -> Exporter:
         e = Exporter(model, revision, self.scratch, **profile).start()
-        self.exporters.append(e)
-        self.prometheus.add_target(e.host_port, {})
+        with self._targets:
+            self.exporters.append(e)
+            self.prometheus.add_target(e.host_port, {})
         return e
 
     def namespace(self, name: str) -> Cluster:
@@ -113,6 +116,19 @@ class Bench:
             e.stop()
 
 
+def print_rollbacks(rollbacks: list[dict], interval: float) -> None:
+    floor = SCRAPE_SECONDS + interval * 1
+    times = sorted(r["seconds"] for r in rollbacks)
+    print(f"\nrollback latency: regression injected at t0 -> canary weight 0 persisted "
+          f"(interval {interval:g} s, failureLimit 1, scrape {SCRAPE_SECONDS:g} s)\n")
+    print("| runs | median s | p90 s | worst s | floor s | median / floor | worst / floor | traffic on stable |")
+    print("|---|---|---|---|---|---|---|---|")
+    p90 = times[min(len(times) - 1, round(0.9 * len(times)) - 1)]
+    print(f"| {len(times)} | {statistics.median(times):.2f} | {p90:.2f} | {times[-1]:.2f} | {floor:.1f} | "
+          f"{statistics.median(times) / floor:.2f} | {times[-1] / floor:.2f} | "
+          f"{sum(r['service_on_stable'] for r in rollbacks)}/{len(rollbacks)} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10, help="rollback runs (sequential)")
@@ -136,6 +152,7 @@ def main() -> None:
             bench = Bench(api, prom, tmp)
             try:
                 rollbacks = [bench.rollback_run(i, args.interval) for i in range(args.runs)]
+                print_rollbacks(rollbacks, args.interval)
                 with ThreadPoolExecutor(args.parallel) as pool:
                     outcomes = list(pool.map(lambda i: bench.healthy_run(i, args.interval), range(args.healthy)))
             except Exception:
@@ -144,16 +161,6 @@ def main() -> None:
             finally:
                 bench.stop()
                 op.stop()
-    floor = SCRAPE_SECONDS + args.interval * 1
-    times = sorted(r["seconds"] for r in rollbacks)
-    print(f"\nrollback latency: regression injected at t0 -> canary weight 0 persisted "
-          f"(interval {args.interval:g} s, failureLimit 1, scrape {SCRAPE_SECONDS:g} s)\n")
-    print("| runs | median s | p90 s | worst s | floor s | median / floor | worst / floor | traffic on stable |")
-    print("|---|---|---|---|---|---|---|---|")
-    p90 = times[min(len(times) - 1, round(0.9 * len(times)) - 1)]
-    print(f"| {len(times)} | {statistics.median(times):.2f} | {p90:.2f} | {times[-1]:.2f} | {floor:.1f} | "
-          f"{statistics.median(times) / floor:.2f} | {times[-1] / floor:.2f} | "
-          f"{sum(r['service_on_stable'] for r in rollbacks)}/{len(rollbacks)} |")
     print(f"\nfalse rollbacks: {args.healthy} healthy canaries, p99 bound 250 ms, latency 120 +- 80 ms\n")
     print("| canaries | promoted | rolled back | other |")
     print("|---|---|---|---|")

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 import kopf
 import kubernetes
@@ -56,6 +58,27 @@ def api_client(kubeconfig: str | None) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+def in_cluster_server(info: kopf.ConnectionInfo, environ: Mapping[str, str]) -> kopf.ConnectionInfo:
+    """Address the API server as the kubelet told the pod (KUBERNETES_SERVICE_HOST/PORT), as client-go does.
+
+    kopf's service-account login names https://kubernetes.default.svc, which needs cluster DNS; clusters without it
+    (or pods with their own resolv.conf) still reach the API server this way.
+
+    >>> info = kopf.ConnectionInfo(server="https://kubernetes.default.svc", token="t")
+    >>> in_cluster_server(info, {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}).server
+    'https://10.0.0.1:443'
+    >>> in_cluster_server(info, {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}).server
+    'https://[fd00::1]:443'
+    >>> in_cluster_server(info, {}).server
+    'https://kubernetes.default.svc'
+    """
+    host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
+    if not host or not port:
+        return info
+    host = f"[{host}]" if ":" in host else host
+    return dataclasses.replace(info, server=f"https://{host}:{port}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -76,9 +99,12 @@ def main(argv: list[str] | None = None) -> int:
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: object) -> kopf.ConnectionInfo | None:
-        # kopf's own readers of the in-cluster service account and of KUBECONFIG: no dependency on how a given
+        # kopf's own readers of KUBECONFIG and of the in-cluster service account: no dependency on how a given
         # release of the kubernetes client stores its credentials.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        if args.kubeconfig:
+            return kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_with_service_account(**kwargs)
+        return in_cluster_server(info, os.environ) if info else kopf.login_with_kubeconfig(**kwargs)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: object) -> None:
