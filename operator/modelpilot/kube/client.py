@@ -52,12 +52,7 @@ class Kube:
     # --- reads -----------------------------------------------------------------------------------------------------
 
     def get_model_deployment(self, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self._custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except ApiException as exc:
-            if _absent(exc):
-                return None
-            raise
+        return self.read(f"{GROUP}/{VERSION}", PLURAL, namespace, name)
 
     def owned_deployments(self, owner: dict[str, Any]) -> list[dict[str, Any]]:
         """Deployments carrying the model's labels and owned by this very object (uid), so a namesake that was
@@ -71,15 +66,8 @@ class Kube:
 
     def get_owned(self, api_version: str, kind: str, owner: dict[str, Any]) -> dict[str, Any] | None:
         meta = owner["metadata"]
-        group, version = _group_version(api_version)
-        try:
-            obj = self._custom.get_namespaced_custom_object(group, version, meta["namespace"], _PLURALS[kind],
-                                                            meta["name"])
-        except ApiException as exc:
-            if _absent(exc):
-                return None
-            raise
-        return obj if is_owned_by(obj, meta["uid"]) else None
+        obj = self.read(api_version, _PLURALS[kind], meta["namespace"], meta["name"])
+        return obj if obj is not None and is_owned_by(obj, meta["uid"]) else None
 
     def read(self, api_version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         """Any namespaced object outside the core group, or None if absent."""
