@@ -3,7 +3,7 @@ PYTHON ?= $(CURDIR)/.venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: help venv test check unit integration model-server chart crds lint bench-operator clean
+.PHONY: demo demo-down help venv test check unit integration model-server chart crds lint bench-operator clean
 
 help:
 	@echo "make venv          create .venv with the project and its dev/server extras"
@@ -13,6 +13,8 @@ help:
 	@echo "make integration   the operator against a real kube-apiserver started on 127.0.0.1"
 	@echo "make model-server  model server tests (starts its own redis-server)"
 	@echo "make chart         Helm chart: lint, render in both RBAC modes and validate, RBAC, alert rules, CRD copy"
+	@echo "make demo          a local cluster, the chart, a healthy canary promoted and a slow one rolled back"
+	@echo "make demo-down     tear the demo cluster down and restore the host"
 	@echo "make crds          regenerate crds/ and the chart's copy from the API models"
 
 $(VENV_STAMP): pyproject.toml
@@ -56,3 +58,12 @@ clean:
 .PHONY: e2e
 e2e: venv
 	$(PYTEST) e2e --e2e -q -rA
+
+# The main job: bring up the local cluster (or use E2E_KUBECONFIG / KUBECONFIG), build and load the images, install
+# the chart, then v1 serves, a healthy v2 canary is promoted and a slower v3 is rolled back, with live progress lines
+# and a summary table. The cluster stays up for a look around (`make demo-down` removes it).
+demo: venv
+	E2E_KEEP=1 MODELPILOT_DEMO=1 $(PYTEST) e2e --e2e -q -rN -p no:cacheprovider -k "test_a_ or test_b_ or test_c_"
+
+demo-down:
+	bash e2e/cluster/down.sh

@@ -12,6 +12,7 @@ cluster clean, CRD kept.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from conftest import E2E_NS, OPERATOR_NS, RELEASE, ClusterEnv, Results, operator_pods, wait_for, wait_operator_ready
 from load import LoadGenerator, Report
+from modelpilot.cli import watch_key, watch_line
 
 GROUP, VERSION, KIND = "modelpilot.io", "v1alpha1", "ModelDeployment"
 LABEL_REVISION = "modelpilot.io/revision"
@@ -177,21 +179,33 @@ def plugin_env(env: ClusterEnv) -> dict[str, str]:
 
 
 class Watcher:
-    """Samples (phase, step, weight) of a ModelDeployment while a scenario waits, for the report and assertions."""
+    """Samples (phase, step, weight) of a ModelDeployment while a scenario waits, for the report and assertions.
+
+    With ``MODELPILOT_DEMO=1`` (``make demo``) it also prints a progress line whenever the phase, step, weight,
+    revisions or a check's verdict change, in the format of ``kubectl modelpilot watch``."""
 
     def __init__(self, env: ClusterEnv, name: str) -> None:
         self.env, self.name = env, name
         self.seen: list[tuple[Any, Any, Any]] = []
+        self._shown: tuple[Any, ...] | None = None
 
     def until(self, done: Any, timeout: float, what: str) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
-            s = status(self.env, self.name)
+            obj = md(self.env, self.name)
+            s = obj.get("status") or {}
             sample = (s.get("phase"), s.get("currentStep"), s.get("canaryWeight"))
             if not self.seen or self.seen[-1] != sample:
                 self.seen.append(sample)
+            self._show(obj)
             return s if done(s) else None
 
         return wait_for(probe, timeout=timeout, what=what, interval=0.5)
+
+    def _show(self, obj: dict[str, Any]) -> None:
+        if os.environ.get("MODELPILOT_DEMO") != "1" or watch_key(obj) == self._shown:
+            return
+        self._shown = watch_key(obj)
+        print(f"{time.strftime('%H:%M:%S')}  {self.name}  {watch_line(obj)}", file=sys.__stdout__, flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
