@@ -3,7 +3,7 @@ PYTHON ?= $(CURDIR)/.venv/bin/python
 VENV_STAMP := .venv/.installed
 PYTEST := $(PYTHON) -m pytest
 
-.PHONY: demo demo-down help venv test check unit integration model-server chart crds lint bench-operator clean
+.PHONY: demo demo-down e2e-deps help venv test check unit integration model-server chart crds lint bench-operator clean
 
 help:
 	@echo "make venv          create .venv with the project and its dev/server extras"
@@ -56,14 +56,17 @@ clean:
 # End-to-end scenarios on a real cluster: the local one of e2e/cluster/up.sh (brought up, and down again, by the
 # session; root needed), or the one E2E_KUBECONFIG names. Not part of `make test`.
 .PHONY: e2e
-e2e: venv
+e2e: venv e2e-deps
 	$(PYTEST) e2e --e2e -q -rA
 
 # The main job: bring up the local cluster (or use E2E_KUBECONFIG / KUBECONFIG), build and load the images, install
 # the chart, then v1 serves, a healthy v2 canary is promoted and a slower v3 is rolled back, with live progress lines
 # and a summary table. The cluster stays up for a look around (`make demo-down` removes it).
-demo: venv
-	E2E_KEEP=1 MODELPILOT_DEMO=1 $(PYTEST) e2e --e2e -q -rN -p no:cacheprovider -k "test_a_ or test_b_ or test_c_"
+demo: venv e2e-deps
+	E2E_KEEP=1 MODELPILOT_DEMO=1 $(PYTEST) e2e --e2e -q -s -rN -p no:cacheprovider -k "test_a_ or test_b_ or test_c_"
 
 demo-down:
 	bash e2e/cluster/down.sh
+
+e2e-deps:
+	bash e2e/cluster/deps.sh

@@ -299,6 +299,9 @@ E2E_NS = "modelpilot-e2e"
 
 @pytest.fixture(scope="session")
 def namespace(kube_env: ClusterEnv, operator_release: str) -> str:
+    # A reused cluster (E2E_KEEP=1, `make demo` twice) may hold a previous session's objects: start from a fresh one.
+    kube_env.kubectl("delete", "namespace", E2E_NS, "--ignore-not-found", "--wait=true", "--timeout=180s",
+                     check=False, timeout=240)
     kube_env.kubectl("create", "namespace", E2E_NS, check=False)
     wait_for(lambda: kube_env.kubectl("get", "sa", "default", "-n", E2E_NS, check=False).returncode == 0,
              timeout=60, what="default ServiceAccount")

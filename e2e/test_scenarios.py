@@ -205,7 +205,7 @@ class Watcher:
         if os.environ.get("MODELPILOT_DEMO") != "1" or watch_key(obj) == self._shown:
             return
         self._shown = watch_key(obj)
-        print(f"{time.strftime('%H:%M:%S')}  {self.name}  {watch_line(obj)}", file=sys.__stdout__, flush=True)
+        print(f"{time.strftime('%H:%M:%S')}  {self.name}  {watch_line(obj)}", flush=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
