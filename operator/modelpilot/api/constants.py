@@ -15,6 +15,9 @@ LABEL_ROLE = f"{GROUP}/role"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "modelpilot"
 
+# Port of every Service the operator makes (model, preview, per-revision); routes point at it.
+SERVICE_PORT = 80
+
 # The name of the model server container in the pod template; a `template` override merges into it by this name.
 SERVER_CONTAINER = "model-server"
 

@@ -10,11 +10,10 @@ import copy
 from typing import Any
 
 from modelpilot.api import API_VERSION, KIND, ModelDeploymentSpec
-from modelpilot.api.constants import LABEL_MODEL, LABEL_REVISION, SERVER_CONTAINER
+from modelpilot.api.constants import LABEL_MODEL, LABEL_REVISION, SERVER_CONTAINER, SERVICE_PORT
 from modelpilot.api.refs import model_labels, owner_reference
 from modelpilot.rollout.revision import revision_of
 
-SERVICE_PORT = 80
 PORT_NAME = "http"
 
 

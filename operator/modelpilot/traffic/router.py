@@ -44,11 +44,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from modelpilot.api.constants import SERVICE_PORT
+
 Mode = Literal["merge", "apply", "delete"]
 
 STABLE_SUFFIX = "-stable"
 CANARY_SUFFIX = "-canary"
-SERVICE_PORT = 80
 
 
 @dataclass(frozen=True)
